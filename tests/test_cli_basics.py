@@ -1,0 +1,28 @@
+"""The CLI's global behaviour: version, help, and the one registry."""
+
+import pytest
+
+from qcompress import __version__, registry
+from qcompress.errors import InputError
+
+
+def test_version(run_cli):
+    result = run_cli("--version")
+    assert result.exit_code == 0
+    assert __version__ in result.stdout
+
+
+def test_help_lists_commands(run_cli):
+    result = run_cli("--help")
+    assert result.exit_code == 0
+    assert "inspect" in result.stdout
+
+
+def test_registry_lists_builtins_through_entry_points():
+    assert "quimb" in registry.names("backend")
+    assert "qpa" in registry.names("ansatz")
+
+
+def test_registry_unknown_name_is_one_line_error():
+    with pytest.raises(InputError, match="unknown backend 'nope'; choose one of"):
+        registry.get("backend", "nope")
