@@ -1,0 +1,79 @@
+"""Write a complete artifact directory or nothing at all.
+
+Every exporter writes into a temp directory next to ``out_dir``; the manifest is written last and
+the directory is swapped in with a rename. Any failure (including a parity :class:`CheckFailed`)
+deletes the temp directory and leaves an existing ``out_dir`` untouched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qcompress import registry
+from qcompress.errors import InputError
+from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
+from qcompress.export.files import replace_directory, write_json
+from qcompress.export.manifest import build_manifest
+
+DEFAULT_OPSET = 18
+SMALL_MODEL_PARAMS = 50_000_000
+
+
+def default_atol(model: Any) -> float:
+    """1e-4 for small models; 1e-3 above ~50M parameters, where float32 summation order alone
+    moves logits by a few 1e-4 across deep stacks."""
+    params = sum(p.numel() for p in model.parameters())
+    return 1e-4 if params < SMALL_MODEL_PARAMS else 1e-3
+
+
+def resolve_options(model: Any, dtype: str, atol: float | None, opset: int, prompts: list[str] | None) -> ExportOptions:
+    if dtype not in DTYPES:
+        raise InputError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
+    if atol is not None and not atol > 0:
+        raise InputError(f"atol must be > 0, got {atol}")
+    if not 14 <= opset <= 23:
+        raise InputError(f"opset must be between 14 and 23, got {opset}")
+    chosen = tuple(prompts) if prompts else DEFAULT_PROMPTS
+    return ExportOptions(dtype=dtype, atol=atol if atol is not None else default_atol(model), opset=opset, prompts=chosen)
+
+
+def export_artifact(
+    model: Any,
+    tokenizer: Any,
+    out_dir: Path,
+    *,
+    source: dict[str, Any],
+    formats: tuple[str, ...] | list[str] = ("safetensors", "onnx"),
+    dtype: str = "float32",
+    atol: float | None = None,
+    force: bool = False,
+    command: str = "",
+    prompts: list[str] | None = None,
+    opset: int = DEFAULT_OPSET,
+) -> dict[str, Any]:
+    """Export ``model`` in each format under ``out_dir`` and return the manifest written there."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not force:
+        raise InputError(f"{out_dir} already exists; pass --force to replace it or choose another --out")
+    if not formats or len(set(formats)) != len(formats):
+        raise InputError(f"give each export format once, e.g. --format safetensors,onnx (got {list(formats)})")
+    exporters = [registry.get("exporter", name)() for name in formats]
+    options = resolve_options(model, dtype, atol, opset, prompts)
+    model.eval()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        infos = {}
+        for exporter in exporters:
+            target = staging / exporter.directory
+            target.mkdir()
+            infos[exporter.name] = exporter.export(model, tokenizer, target, options)
+        manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
+        write_json(staging / "manifest.json", manifest)
+        replace_directory(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest

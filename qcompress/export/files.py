@@ -1,0 +1,45 @@
+"""Filesystem helpers that keep artifacts whole: hashing, deterministic JSON, atomic directory swap."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Sorted keys and a trailing newline: the same data always gives the same bytes."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def replace_directory(new: Path, target: Path) -> None:
+    """Move the finished ``new`` directory to ``target``, replacing an old one only at the end.
+
+    A directory cannot be swapped in one ``os.replace`` when the target exists, so the old one is
+    first renamed aside and restored if the final rename fails; it is deleted only after success.
+    """
+    backup = None
+    if target.exists():
+        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, backup)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, target)
+        raise
+    if backup is not None:
+        shutil.rmtree(backup, ignore_errors=True)
