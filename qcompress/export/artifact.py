@@ -8,15 +8,17 @@ deletes the temp directory and leaves an existing ``out_dir`` untouched.
 from __future__ import annotations
 
 import shutil
-import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qcompress import registry
+from qcompress.atomic import write_json_atomic
 from qcompress.errors import InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
-from qcompress.export.files import replace_directory, write_json
+from qcompress.export.files import replace_directory
 from qcompress.export.manifest import build_manifest
+from qcompress.models import staging_directory
 
 DEFAULT_OPSET = 18
 SMALL_MODEL_PARAMS = 50_000_000
@@ -40,6 +42,12 @@ def resolve_options(model: Any, dtype: str, atol: float | None, opset: int, prom
     return ExportOptions(dtype=dtype, atol=atol if atol is not None else default_atol(model), opset=opset, prompts=chosen)
 
 
+def check_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse to overwrite an existing artifact unless forced (callers check early, before slow loads)."""
+    if out_dir.exists() and not force:
+        raise InputError(f"{out_dir} already exists; pass --force to replace it or choose another --out")
+
+
 def export_artifact(
     model: Any,
     tokenizer: Any,
@@ -53,26 +61,27 @@ def export_artifact(
     command: str = "",
     prompts: list[str] | None = None,
     opset: int = DEFAULT_OPSET,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Export ``model`` in each format under ``out_dir`` and return the manifest written there."""
     out_dir = Path(out_dir)
-    if out_dir.exists() and not force:
-        raise InputError(f"{out_dir} already exists; pass --force to replace it or choose another --out")
+    check_out_dir(out_dir, force)
     if not formats or len(set(formats)) != len(formats):
         raise InputError(f"give each export format once, e.g. --format safetensors,onnx (got {list(formats)})")
     exporters = [registry.get("exporter", name)() for name in formats]
     options = resolve_options(model, dtype, atol, opset, prompts)
     model.eval()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    staging = staging_directory(out_dir)
     try:
         infos = {}
         for exporter in exporters:
             target = staging / exporter.directory
             target.mkdir()
+            if progress:
+                progress(f"exporting {exporter.name} -> {out_dir / exporter.directory}")
             infos[exporter.name] = exporter.export(model, tokenizer, target, options)
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
-        write_json(staging / "manifest.json", manifest)
+        write_json_atomic(staging / "manifest.json", manifest)
         replace_directory(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,13 +1,11 @@
-"""Filesystem helpers that keep artifacts whole: hashing, deterministic JSON, atomic directory swap."""
+"""Filesystem helpers that keep artifacts whole: hashing and an atomic directory swap."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -16,13 +14,6 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Sorted keys and a trailing newline: the same data always gives the same bytes."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def replace_directory(new: Path, target: Path) -> None:

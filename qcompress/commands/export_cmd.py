@@ -1,0 +1,58 @@
+"""``qcompress export``: a run or a model -> safetensors directory + ONNX decoder + manifest."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+
+
+def _summary(out: Path, manifest: dict) -> dict:
+    return {
+        "out": str(out),
+        "source": manifest["source"],
+        "method": manifest["method"],
+        "dtype": manifest["dtype"],
+        "formats": manifest["formats"],
+        "files": len(manifest["files"]),
+        "bytes": sum(entry["size"] for entry in manifest["files"]),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    def export(
+        source: str = typer.Argument(..., help="A run directory (holds qcompress.json), a Hugging Face model directory, or 'smollm2-135m'."),
+        out: Path = typer.Option(..., "--out", help="Artifact directory to create."),
+        format: str = typer.Option("safetensors,onnx", "--format", help="Comma-separated exporters to run."),
+        dtype: str = typer.Option("float32", "--dtype", help="Weights dtype of model/: float32, float16 or bfloat16 (ONNX stays float32)."),
+        atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
+        opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing --out (only after the new artifact is complete)."),
+        as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
+    ) -> None:
+        """Export a trained run (adapters collapsed into dense weights) or a base model for deployment."""
+        from qcompress.export.artifact import check_out_dir, export_artifact
+        from qcompress.export.source import load_source
+
+        def progress(message: str) -> None:
+            typer.echo(message, err=True)
+
+        formats = [name.strip() for name in format.split(",") if name.strip()]
+        check_out_dir(out, force)
+        progress(f"loading {source}")
+        loaded = load_source(source)
+        manifest = export_artifact(
+            loaded.model, loaded.tokenizer, out, source=loaded.description, formats=formats, dtype=dtype,
+            atol=atol, force=force, opset=opset, command=shlex.join(["qcompress", *sys.argv[1:]]), progress=progress,
+        )
+        parity = manifest["formats"].get("onnx", {}).get("parity")
+        if parity:
+            diffs = parity["max_abs_diff"]
+            progress(f"ONNX parity: no-cache {diffs['no_cache']:.2e}, cache {diffs['cache']:.2e} (atol {parity['atol']:g})")
+        progress(f"wrote {out} ({len(manifest['files'])} files)")
+        if as_json:
+            typer.echo(json.dumps(_summary(out, manifest), indent=2, sort_keys=True))

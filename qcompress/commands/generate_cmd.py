@@ -1,0 +1,37 @@
+"""``qcompress generate``: text from an exported artifact with ONNX Runtime (never imports torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    def generate(
+        artifact: Path = typer.Argument(..., help="Artifact directory made by qcompress export (uses its onnx/)."),
+        prompt: str = typer.Option(..., "--prompt", help="Text to continue."),
+        max_new_tokens: int = typer.Option(64, "--max-new-tokens", help="Stop after this many new tokens (or at EOS)."),
+        sample: bool = typer.Option(False, "--sample", help="Sample instead of greedy decoding."),
+        temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (> 0)."),
+        top_k: int = typer.Option(0, "--top-k", help="Keep only the k most likely tokens (0 = all)."),
+        top_p: float = typer.Option(1.0, "--top-p", help="Keep the smallest set of tokens with this total probability."),
+        seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
+        threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: up to 4)."),
+    ) -> None:
+        """Generate a completion with ONNX Runtime and print it, then tokens/s on stderr."""
+        from qcompress.runtime import OnnxCausalLM
+
+        model = OnnxCausalLM.load(artifact, threads=threads)
+        text = model.generate(
+            prompt, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed,
+        )
+        typer.echo(prompt + text)
+        stats = model.last_stats
+        typer.echo(
+            f"{stats.new_tokens} tokens in {stats.seconds:.2f} s: {stats.tokens_per_second:.1f} tokens/s "
+            f"(first token {stats.first_token_seconds * 1000:.0f} ms)",
+            err=True,
+        )
