@@ -1,0 +1,53 @@
+"""What a simulation backend promises: compile an ansatz once, then evaluate it many times.
+
+Compiling is separate from evaluating because the expensive, structure-only work (building a
+tensor network, searching a contraction tree, resolving a simulator) must happen once per
+circuit, while training calls :meth:`CompiledCircuit.probabilities` once per step.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from qcompress.circuits.base import Ansatz
+
+
+class CompiledCircuit(ABC):
+    """One ansatz ready to evaluate; qubit 0 is the MOST significant bit of a basis index, as in Cirq."""
+
+    n_qubits: int
+
+    @abstractmethod
+    def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
+        """Basis probabilities: weights (n_weight_symbols,), data None or (batch, n_data_symbols) -> (2^N,) or (batch, 2^N)."""
+
+    def expectation_z(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
+        """<Z_q> for every qubit, (N,) or (batch, N), derived from the probabilities so backends agree by construction."""
+        probs = self.probabilities(weights, data)
+        return probs @ z_signs(self.n_qubits, probs.dtype)
+
+
+class Backend(ABC):
+    """A named way of turning circuits into numbers; ``differentiable`` says whether autograd flows through it."""
+
+    name: ClassVar[str]
+    differentiable: ClassVar[bool]
+
+    @abstractmethod
+    def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> CompiledCircuit:
+        """Do the per-structure work once; ``dtype`` is the real precision of the returned probabilities."""
+
+
+def z_signs(n_qubits: int, dtype: torch.dtype) -> torch.Tensor:
+    """(2^N, N) matrix of Z eigenvalues (+1 for bit 0, -1 for bit 1), qubit 0 most significant."""
+    return 1.0 - 2.0 * basis_bits(n_qubits).to(dtype)
+
+
+def basis_bits(n_qubits: int) -> torch.Tensor:
+    """(2^N, N) bits of every basis index, qubit 0 most significant (Cirq's big-endian convention)."""
+    index = torch.arange(2**n_qubits).unsqueeze(1)
+    shifts = torch.arange(n_qubits - 1, -1, -1)
+    return (index >> shifts) & 1

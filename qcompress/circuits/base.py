@@ -1,0 +1,37 @@
+"""The one description of a parametrised circuit that every backend and generator consumes.
+
+An :class:`Ansatz` is a plain Cirq circuit plus the ordering of its symbols: backends receive
+angles as tensors, so the position of each sympy symbol in the weight (or data) vector has to be
+fixed once, here, rather than re-derived (and possibly re-ordered) by every consumer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cirq
+import sympy
+import torch
+
+
+@dataclass(frozen=True)
+class Ansatz:
+    """A Cirq circuit whose trainable angles are ``weight_symbols`` and per-sample inputs are ``data_symbols``."""
+
+    name: str
+    circuit: cirq.Circuit
+    qubits: tuple[cirq.LineQubit, ...]
+    weight_symbols: tuple[sympy.Symbol, ...]
+    data_symbols: tuple[sympy.Symbol, ...] = ()
+
+    @property
+    def n_qubits(self) -> int:
+        return len(self.qubits)
+
+
+def init_weights(ansatz: Ansatz, seed: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Angles uniform in [-pi, pi] from a private generator, so the global RNG state never matters."""
+    generator = torch.Generator().manual_seed(seed)
+    uniform = torch.rand(len(ansatz.weight_symbols), generator=generator, dtype=torch.float64)
+    return ((2.0 * uniform - 1.0) * math.pi).to(dtype)

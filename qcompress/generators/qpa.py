@@ -1,0 +1,121 @@
+"""The QPA generator (ICLR 2025): a quantum circuit's basis probabilities, mapped to a flat weight vector.
+
+With N qubits the circuit has 2^N basis states; each kept state k contributes one chunk of
+``n_mlp`` weights, produced by a small shared "mapping" MLP from k's bit-string and its processed
+probability. So N*L circuit angles plus one small MLP stand in for ``n_weights`` adapter weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+from pydantic import Field, field_validator
+
+from qcompress.backends import get_backend
+from qcompress.backends.base import basis_bits
+from qcompress.circuits import build_ansatz, init_weights
+from qcompress.config import StrictModel
+from qcompress.errors import InputError
+
+ACTIVATIONS: dict[str, type[torch.nn.Module] | None] = {
+    "none": None,
+    "relu": torch.nn.ReLU,
+    "gelu": torch.nn.GELU,
+    "tanh": torch.nn.Tanh,
+    "silu": torch.nn.SiLU,
+    "sigmoid": torch.nn.Sigmoid,
+    "leaky_relu": torch.nn.LeakyReLU,
+}
+
+
+class QPAGeneratorConfig(StrictModel):
+    """Shape of the generator; defaults are the QPA paper's settings for LoRA-sized targets."""
+
+    n_mlp: int = Field(2048, ge=1, description="weights produced per basis state (chunk size)")
+    depth: int = Field(8, ge=1, description="circuit blocks L")
+    hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field((32, 64, 128, 128, 64, 32), description="mapping MLP widths")
+    activation: str = Field("none", description="between MLP layers: " + "|".join(ACTIVATIONS))
+    gamma: float = Field(0.1, gt=0)
+    beta: float = Field(0.6, gt=0)
+    alpha: float = Field(0.15, gt=0)
+    backend: str = "quimb"
+    ansatz: str = "qpa"
+    seed: int = 0
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        if value not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {value!r}; choose one of {'|'.join(ACTIVATIONS)}")
+        return value
+
+
+def qubits_for(n_weights: int, n_mlp: int) -> tuple[int, int]:
+    """(n_chunks, N): chunks needed to cover n_weights, and the fewest qubits (at least 1) with 2^N >= n_chunks."""
+    if n_weights < 1:
+        raise InputError(f"the generator must produce at least 1 weight, got n_weights={n_weights}")
+    if n_mlp < 1:
+        raise InputError(f"n_mlp must be >= 1, got {n_mlp}")
+    n_chunks = math.ceil(n_weights / n_mlp)
+    return n_chunks, max(1, math.ceil(math.log2(n_chunks)))
+
+
+def mapping_mlp(widths: list[int], activation: str, generator: torch.Generator) -> torch.nn.Sequential:
+    """Linear layers through ``widths`` with ``activation`` between them, initialised from ``generator`` only."""
+    if activation not in ACTIVATIONS:
+        raise InputError(f"unknown activation {activation!r}; choose one of {'|'.join(ACTIVATIONS)}")
+    layers: list[torch.nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        linear = torch.nn.Linear(fan_in, fan_out)
+        bound = 1.0 / math.sqrt(fan_in)  # PyTorch's default nn.Linear range, but from our generator
+        with torch.no_grad():
+            linear.weight.uniform_(-bound, bound, generator=generator)
+            linear.bias.uniform_(-bound, bound, generator=generator)
+        layers.append(linear)
+        if ACTIVATIONS[activation] is not None and i < len(widths) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return torch.nn.Sequential(*layers)
+
+
+class QPAGenerator(torch.nn.Module):
+    """Circuit angles + mapping MLP -> ``n_weights`` generated weights (flat, mean-centred)."""
+
+    def __init__(self, n_weights: int, config: QPAGeneratorConfig) -> None:
+        super().__init__()
+        if config.depth < 1:
+            raise InputError(f"depth must be >= 1, got {config.depth}")
+        self.config = config
+        self.n_weights = n_weights
+        self.n_chunks, self.n_qubits = qubits_for(n_weights, config.n_mlp)
+        self.ansatz = build_ansatz(config.ansatz, n_qubits=self.n_qubits, depth=config.depth)
+        self.backend = get_backend(config.backend)
+        self.circuit = self.backend.compile(self.ansatz)
+        self.angles = torch.nn.Parameter(init_weights(self.ansatz, config.seed))
+        generator = torch.Generator().manual_seed(config.seed)
+        widths = [self.n_qubits + 1, *config.hidden, config.n_mlp]
+        self.mlp = mapping_mlp(widths, config.activation, generator)
+        signs = 2.0 * basis_bits(self.n_qubits)[: self.n_chunks].to(torch.float32) - 1.0
+        self.register_buffer("basis_signs", signs, persistent=False)
+
+    def trainable_parameters(self) -> int:
+        """Exact count of trained numbers: N*L angles plus every MLP weight and bias."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def probabilities(self) -> torch.Tensor:
+        """Raw (2^N,) basis probabilities of the circuit at the current angles."""
+        return self.circuit.probabilities(self.angles)
+
+    def forward(self) -> torch.Tensor:
+        cfg = self.config
+        probs = self.probabilities()
+        scaled = (cfg.beta * torch.tanh(cfg.gamma * 2 ** (self.n_qubits - 1) * probs)) ** cfg.alpha
+        scaled = (scaled - scaled.mean())[: self.n_chunks]
+        features = torch.cat([self.basis_signs, scaled.unsqueeze(1)], dim=1)
+        weights = self.mlp(features).reshape(-1)[: self.n_weights]
+        return weights - weights.mean()
+
+    def circuit_diagram(self) -> str:
+        """Cirq's text drawing of the ansatz, for logs and ``qcompress inspect --diagram``."""
+        return self.ansatz.circuit.to_text_diagram(qubit_order=self.ansatz.qubits)
