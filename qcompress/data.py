@@ -102,7 +102,7 @@ def load_texts(spec: str) -> tuple[list[str], str]:
     elif path.is_file():
         texts = [_read_text(path)]
         what = spec
-    elif path.exists() or not DATASET_ID.match(spec) or spec.startswith((".", "~")) or path.suffix:
+    elif path.exists() or not DATASET_ID.match(spec) or spec.startswith((".", "~")) or _looks_like_file(path):
         raise InputError(
             f"corpus {spec!r} not found: give a .txt file, a folder of .txt/.md files, a .jsonl file, "
             f"a Hugging Face dataset id, or {DEFAULT_CORPUS!r}"
@@ -114,6 +114,11 @@ def load_texts(spec: str) -> tuple[list[str], str]:
     if not texts:
         raise InputError(f"corpus {spec!r} is empty (no non-whitespace text): point --data at real text")
     return texts, what
+
+
+def _looks_like_file(path: Path) -> bool:
+    """A missing ``notes.txt`` is a typo'd path, not a hub dataset id: say "not found" without going online."""
+    return path.suffix.lower() in (*TEXT_SUFFIXES, ".jsonl")
 
 
 def _read_text(path: Path) -> str:
@@ -224,7 +229,9 @@ def read_austen(folder: Path) -> dict[str, str]:
         path = folder / f"{name}.txt"
         data = path.read_bytes() if path.is_file() else b""
         if hashlib.sha256(data).hexdigest() != manifest["sha256"].get(path.name):
-            raise InputError(f"cached corpus file {path} is missing or corrupt: delete {folder} and run `qcompress prepare`")
+            raise InputError(
+                f"cached corpus file {path} is missing or corrupt: delete {folder} and run `qcompress prepare`"
+            )
         novels[name] = data.decode("utf-8")
     return novels
 
@@ -260,7 +267,11 @@ def _unknown_package(stderr: str) -> bool:
 def austen_from_deb(deb: bytes) -> dict[str, str]:
     """The six novels as paragraph text, read from the package's R lazy-load database inside the .deb."""
     rdb, rdx = _read_from_data_tar(ar_members(deb), ("janeaustenr/data/Rdata.rdb", "janeaustenr/data/Rdata.rdx"))
-    return {name: lines_to_paragraphs(lines) for name, lines in read_lazyload_db(rdb, rdx).items() if name in AUSTEN_NOVELS}
+    variables = read_lazyload_db(rdb, rdx)
+    missing = [name for name in AUSTEN_NOVELS if name not in variables]
+    if missing:
+        raise InputError(f"Debian package lacks novels {', '.join(missing)}: its layout changed; pass --data instead")
+    return {name: lines_to_paragraphs(variables[name]) for name in AUSTEN_NOVELS}
 
 
 def ar_members(archive: bytes) -> dict[str, bytes]:
