@@ -16,15 +16,15 @@ from qcompress.errors import InputError
 
 
 def sliding_windows(n_tokens: int, seq_len: int, stride: int) -> list[tuple[int, int, int]]:
-    """``(begin, end, first_scored)``: run tokens[begin:end], score targets first_scored..end-1."""
+    """``(begin, end, n_scored)``: run tokens[begin:end] and score its last ``n_scored`` tokens."""
     if seq_len < 2 or not 1 <= stride <= seq_len:
         raise InputError(f"need seq_len >= 2 and 1 <= stride <= seq_len, got seq_len={seq_len}, stride={stride}")
     if n_tokens < 2:
         raise InputError(f"perplexity needs at least 2 tokens, got {n_tokens}")
-    windows, scored_until = [], 1
+    windows, scored_until = [], 0
     for begin in range(0, n_tokens - 1, stride):
         end = min(begin + seq_len, n_tokens)
-        windows.append((begin, end, scored_until))
+        windows.append((begin, end, end - max(scored_until, begin + 1)))
         scored_until = end
         if end == n_tokens:
             break
@@ -43,10 +43,10 @@ def sliding_perplexity(
     ids = np.asarray(token_ids, dtype=np.int64).reshape(-1)
     total_nll, scored = 0.0, 0
     windows = sliding_windows(ids.size, seq_len, stride)
-    for begin, end, first in windows:
+    for begin, end, n_scored in windows:
         log_probs = log_softmax(logits_fn(ids[begin:end]))
-        targets = np.arange(first, end)
+        targets = np.arange(end - n_scored, end)
         total_nll -= float(log_probs[targets - 1 - begin, ids[targets]].sum())
-        scored += targets.size
+        scored += n_scored
     mean_nll = total_nll / scored
     return {"perplexity": float(np.exp(mean_nll)), "nll": mean_nll, "tokens": scored, "windows": len(windows)}

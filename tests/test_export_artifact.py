@@ -1,0 +1,170 @@
+"""qcompress export on tiny GPT-2 and Llama: parity, a self-contained HF directory, determinism,
+and every failure path leaving the filesystem as it was."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from qcompress.export.files import sha256_file
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, tiny_gpt2_dir, tiny_llama_dir) -> dict[str, tuple[Path, dict]]:
+    """Each tiny model exported once through the public API: kind -> (artifact dir, manifest)."""
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.source import load_source
+
+    artifacts = {}
+    for kind, model_dir in (("gpt2", tiny_gpt2_dir), ("llama", tiny_llama_dir)):
+        loaded = load_source(str(model_dir))
+        out = tmp_path_factory.mktemp(f"artifact-{kind}") / "artifact"
+        manifest = export_artifact(loaded.model, loaded.tokenizer, out, source=loaded.description)
+        artifacts[kind] = (out, manifest)
+    return artifacts
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_onnx_parity_with_and_without_cache(exported, kind):
+    _, manifest = exported[kind]
+    parity = manifest["formats"]["onnx"]["parity"]
+    assert parity["atol"] == 1e-4
+    assert 0 <= parity["max_abs_diff"]["no_cache"] <= 1e-4
+    assert 0 <= parity["max_abs_diff"]["cache"] <= 1e-4
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_manifest_lists_every_file_with_its_hash(exported, kind):
+    out, manifest = exported[kind]
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "manifest.json")
+    assert [entry["path"] for entry in manifest["files"]] == on_disk
+    for entry in manifest["files"]:
+        assert sha256_file(out / entry["path"]) == entry["sha256"]
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert {"onnx/model.onnx", "model/model.safetensors", "onnx/tokenizer.json"} <= set(on_disk)
+    assert manifest["formats"]["onnx"]["opset"] == 18
+    assert manifest["source"]["kind"] == "model"
+
+
+ISOLATED_RELOAD = """
+import sys
+sys.path.append({purelib!r})
+import importlib.util
+assert importlib.util.find_spec("qcompress") is None, "qcompress must not be importable here"
+import json, torch
+from transformers import AutoModelForCausalLM
+model = AutoModelForCausalLM.from_pretrained({model_dir!r}).eval()
+with torch.no_grad():
+    logits = model(input_ids=torch.tensor([[1, 5, 9, 30, 2]])).logits[0]
+print(json.dumps(logits.tolist()))
+assert "qcompress" not in sys.modules
+"""
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "llama"])
+def test_model_dir_reloads_without_qcompress(exported, kind, tiny_gpt2_dir, tiny_llama_dir):
+    """-I -S drops the editable-install hook and the repo from sys.path; only site-packages is added back."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    out, _ = exported[kind]
+    script = ISOLATED_RELOAD.format(purelib=sysconfig.get_paths()["purelib"], model_dir=str(out / "model"))
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", script], capture_output=True, text=True, cwd=out, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    reloaded = torch.tensor(json.loads(done.stdout.strip().splitlines()[-1]))
+    source = AutoModelForCausalLM.from_pretrained(tiny_gpt2_dir if kind == "gpt2" else tiny_llama_dir).eval()
+    with torch.no_grad():
+        expected = source(input_ids=torch.tensor([[1, 5, 9, 30, 2]])).logits[0]
+    assert torch.equal(reloaded, expected)
+
+
+def test_export_twice_gives_identical_files(exported, tiny_llama_dir, tmp_path, run_cli):
+    _, first = exported["llama"]
+    result = run_cli("export", tiny_llama_dir, "--out", tmp_path / "again", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["files"] == len(first["files"])
+    second = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert second["files"] == first["files"]
+
+
+def test_float16_weights_reload(tiny_llama_dir, tmp_path, run_cli):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    result = run_cli("export", tiny_llama_dir, "--out", tmp_path / "half", "--format", "safetensors", "--dtype", "float16")
+    assert result.exit_code == 0, result.stderr
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "half" / "model")
+    assert model.dtype == torch.float16
+    assert not (tmp_path / "half" / "onnx").exists()
+
+
+def test_untied_head_is_saved_when_it_diverged(tiny_llama_dir, tmp_path):
+    """A merged lm_head that differs from the embedding must survive a save with tie_word_embeddings."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.source import load_source
+
+    loaded = load_source(str(tiny_llama_dir))
+    head = loaded.model.get_output_embeddings()
+    head.weight = torch.nn.Parameter(head.weight.detach().clone() + 0.01)
+    export_artifact(loaded.model, loaded.tokenizer, tmp_path / "untied", source={}, formats=["safetensors"])
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "untied" / "model")
+    assert torch.equal(reloaded.get_output_embeddings().weight, head.weight)
+    assert not torch.equal(reloaded.get_output_embeddings().weight, reloaded.get_input_embeddings().weight)
+
+
+def test_unknown_source_is_input_error(tmp_path, run_cli):
+    result = run_cli("export", tmp_path / "no-such-model", "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    assert "not found" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_corrupt_model_directory_is_input_error(tmp_path, run_cli):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{ this is not json")
+    result = run_cli("export", broken, "--out", tmp_path / "out")
+    assert result.exit_code == 2
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and "config.json" in error_lines[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_out_is_kept_without_force(exported, run_cli, tiny_gpt2_dir):
+    out, manifest = exported["gpt2"]
+    before = sha256_file(out / "manifest.json")
+    result = run_cli("export", tiny_gpt2_dir, "--out", out)
+    assert result.exit_code == 2
+    assert "--force" in result.stderr
+    assert sha256_file(out / "manifest.json") == before
+
+
+def test_parity_failure_exits_3_and_writes_nothing(tiny_gpt2_dir, tmp_path, run_cli):
+    out = tmp_path / "old"
+    out.mkdir()
+    (out / "keep.txt").write_text("previous artifact")
+    result = run_cli("export", tiny_gpt2_dir, "--out", out, "--atol", "1e-12", "--force")
+    assert result.exit_code == 3
+    assert "parity" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["old"]
+    assert (out / "keep.txt").read_text() == "previous artifact"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [("--format", "safetensors,gguf-nope", "unknown exporter"), ("--dtype", "int4", "unknown dtype"), ("--atol", "-1", "atol")],
+)
+def test_bad_options_are_input_errors(tiny_gpt2_dir, tmp_path, run_cli, option, value, message):
+    result = run_cli("export", tiny_gpt2_dir, "--out", tmp_path / "out", option, value)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert not (tmp_path / "out").exists()
