@@ -64,7 +64,7 @@ class TreeCache:
         if stored is None or not stored.exists():
             return None
         path = [tuple(pair) for pair in json.loads(stored.read_text())]
-        return cotengra.ContractionTree.from_path(inputs, output, sizes, path=path)
+        return cotengra.array_contract_tree(inputs, output, sizes, optimize=path)
 
     def _search(self, key: str, inputs, output, sizes) -> cotengra.ContractionTree:
         self.searches += 1

@@ -1,0 +1,51 @@
+"""The QPA ansatz's structure, the ansatz registry and deterministic angle initialisation."""
+
+import math
+
+import cirq
+import pytest
+import torch
+
+from qcompress.circuits import build_ansatz, init_weights
+from qcompress.errors import InputError
+
+
+def test_qpa_structure_is_ry_layers_then_cnot_ladder():
+    ansatz = build_ansatz("qpa", n_qubits=4, depth=3)
+    ops = list(ansatz.circuit.all_operations())
+    assert ansatz.n_qubits == 4 and len(ansatz.weight_symbols) == 12
+    assert sum(isinstance(op.gate, cirq.Ry) for op in ops) == 12
+    cnots = [tuple(q.x for q in op.qubits) for op in ops if op.gate == cirq.CNOT]
+    assert cnots == [(0, 1), (1, 2), (2, 3)] * 3
+    first_block = ops[:4]
+    assert [op.qubits[0].x for op in first_block] == [0, 1, 2, 3]
+    assert [next(iter(cirq.parameter_names(op))) for op in first_block] == [s.name for s in ansatz.weight_symbols[:4]]
+
+
+def test_single_qubit_ansatz_has_no_cnot():
+    ansatz = build_ansatz("qpa", n_qubits=1, depth=2)
+    assert [type(op.gate) for op in ansatz.circuit.all_operations()] == [cirq.Ry, cirq.Ry]
+
+
+@pytest.mark.parametrize("kwargs", [{"n_qubits": 0, "depth": 1}, {"n_qubits": 2, "depth": 0}])
+def test_bad_sizes_are_input_errors(kwargs):
+    with pytest.raises(InputError, match="n_qubits >= 1 and depth >= 1"):
+        build_ansatz("qpa", **kwargs)
+
+
+def test_unknown_ansatz_lists_choices():
+    with pytest.raises(InputError, match="unknown ansatz 'nope'; choose one of: .*qpa"):
+        build_ansatz("nope")
+
+
+def test_init_weights_deterministic_in_range_and_ignores_global_rng():
+    ansatz = build_ansatz("qpa", n_qubits=3, depth=4)
+    torch.manual_seed(123)
+    first = init_weights(ansatz, seed=7)
+    torch.manual_seed(456)
+    second = init_weights(ansatz, seed=7)
+    assert torch.equal(first, second)
+    assert not torch.equal(first, init_weights(ansatz, seed=8))
+    assert first.shape == (12,) and first.dtype == torch.float32
+    assert first.abs().max() <= math.pi
+    assert init_weights(ansatz, seed=7, dtype=torch.float64).dtype == torch.float64

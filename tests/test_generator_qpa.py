@@ -1,0 +1,96 @@
+"""The QPA generator: sizes, exact parameter count, determinism, output, gradients and refusals."""
+
+import pytest
+import torch
+
+from qcompress.config import validated
+from qcompress.errors import CapabilityError, InputError
+from qcompress.generators import QPAGenerator, QPAGeneratorConfig
+from qcompress.generators.qpa import qubits_for
+
+SMALL = {"n_mlp": 16, "depth": 2, "hidden": (8, 8)}
+
+
+@pytest.mark.parametrize(
+    "n_weights,n_mlp,expected",
+    [(1, 2048, (1, 1)), (2048, 2048, (1, 1)), (2049, 2048, (2, 1)), (4097, 2048, (3, 2)), (460800, 2048, (225, 8)), (100, 7, (15, 4))],
+)
+def test_chunks_and_qubits(n_weights, n_mlp, expected):
+    assert qubits_for(n_weights, n_mlp) == expected
+
+
+def test_paper_sized_generator_has_exact_parameter_count():
+    generator = QPAGenerator(460800, QPAGeneratorConfig())
+    assert (generator.n_qubits, generator.n_chunks) == (8, 225)
+    assert generator.trainable_parameters() == 105_248
+    assert generator.angles.numel() == 64
+
+
+def test_same_config_is_bit_identical_and_seed_matters():
+    torch.manual_seed(1)
+    first = QPAGenerator(300, QPAGeneratorConfig(**SMALL, seed=3))()
+    torch.manual_seed(2)
+    second = QPAGenerator(300, QPAGeneratorConfig(**SMALL, seed=3))()
+    assert torch.equal(first, second)
+    assert not torch.equal(first, QPAGenerator(300, QPAGeneratorConfig(**SMALL, seed=4))())
+
+
+def test_output_shape_and_mean_centred():
+    generator = QPAGenerator(300, QPAGeneratorConfig(**SMALL, activation="gelu"))
+    weights = generator()
+    assert weights.shape == (300,) and torch.isfinite(weights).all()
+    assert abs(weights.mean().item()) < 1e-6 and weights.std().item() > 0
+    assert generator.probabilities().shape == (2**generator.n_qubits,)
+
+
+def test_chunk_inputs_are_each_basis_states_own_bits():
+    generator = QPAGenerator(5 * 16, QPAGeneratorConfig(**SMALL))
+    assert generator.n_qubits == 3
+    expected = torch.tensor([[-1, -1, -1], [-1, -1, 1], [-1, 1, -1], [-1, 1, 1], [1, -1, -1]], dtype=torch.float32)
+    assert torch.equal(generator.basis_signs, expected)
+
+
+def test_gradients_reach_angles_and_every_mlp_layer():
+    generator = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    target = torch.linspace(-1, 1, 300)
+    (generator() - target).square().sum().backward()
+    assert generator.angles.grad is not None and generator.angles.grad.abs().sum() > 0
+    for parameter in generator.mlp.parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+
+
+def test_cirq_backend_generates_forward_only():
+    quimb = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    cirq = QPAGenerator(300, QPAGeneratorConfig(**SMALL, backend="cirq"))
+    with torch.no_grad():
+        torch.testing.assert_close(cirq(), quimb(), atol=1e-5, rtol=1e-4)
+    with pytest.raises(CapabilityError, match="forward-only; train with --backend quimb"):
+        cirq()
+
+
+def test_diagram_names_the_angles():
+    diagram = QPAGenerator(40, QPAGeneratorConfig(**SMALL)).circuit_diagram()
+    assert "Ry(theta_1_1)" in diagram and "@" in diagram
+
+
+@pytest.mark.parametrize(
+    "n_weights,options,message",
+    [
+        (0, {}, "at least 1 weight"),
+        (10, {"backend": "nope"}, "unknown backend 'nope'"),
+        (10, {"ansatz": "nope"}, "unknown ansatz 'nope'"),
+    ],
+)
+def test_bad_generator_inputs(n_weights, options, message):
+    with pytest.raises(InputError, match=message):
+        QPAGenerator(n_weights, QPAGeneratorConfig(**{**SMALL, **options}))
+
+
+@pytest.mark.parametrize(
+    "options,field",
+    [({"n_mlp": 0}, "n_mlp"), ({"depth": 0}, "depth"), ({"activation": "swish2"}, "activation"), ({"hidden": (4, 0)}, "hidden")],
+)
+def test_bad_config_is_one_line_input_error(options, field):
+    with pytest.raises(InputError, match=f"invalid generator: {field}") as caught:
+        validated(QPAGeneratorConfig, options, "generator")
+    assert "\n" not in str(caught.value)

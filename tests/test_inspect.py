@@ -1,0 +1,42 @@
+"""``qcompress inspect`` end to end through the CLI."""
+
+import json
+
+
+def test_inspect_prints_paper_counts(run_cli):
+    result = run_cli("inspect", "--weights", "460800")
+    assert result.exit_code == 0, result.stderr
+    for text in ("qubits N", "225 of 256", "460,800", "105,248", "4.38x"):
+        assert text in result.stdout
+
+
+def test_inspect_json_diagram_and_timing(run_cli):
+    result = run_cli(
+        "inspect", "--target-weights", "100", "--n-mlp", "16", "--depth", "2", "--hidden", "8,8",
+        "--activation", "relu", "--diagram", "--time", "--json",
+    )
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["n_qubits"], info["n_chunks"], info["generated_weights"]) == (3, 7, 100)
+    assert info["trainable_parameters"] == 6 + (4 * 8 + 8) + (8 * 8 + 8) + (8 * 16 + 16)
+    assert info["timing"]["pass"] == "forward+backward" and info["timing"]["median_ms"] > 0
+    assert "Ry(theta_1_2)" in info["diagram"]
+
+
+def test_inspect_cirq_backend_times_forward_only(run_cli):
+    result = run_cli("inspect", "--weights", "64", "--n-mlp", "16", "--depth", "1", "--backend", "cirq", "--time")
+    assert result.exit_code == 0, result.stderr
+    assert "time (forward)" in result.stdout
+
+
+def test_inspect_bad_inputs_are_one_line_errors(run_cli):
+    for args, message in [
+        ((), "missing --weights"),
+        (("--weights", "0"), "at least 1 weight"),
+        (("--weights", "10", "--hidden", "3,x"), "--hidden must be comma-separated integers"),
+        (("--weights", "10", "--activation", "foo"), "unknown activation 'foo'"),
+        (("--weights", "10", "--backend", "nope"), "unknown backend 'nope'"),
+    ]:
+        result = run_cli("inspect", *args)
+        assert result.exit_code == 2, args
+        assert message in result.stderr and result.stderr.strip().count("\n") == 0
