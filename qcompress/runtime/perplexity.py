@@ -1,9 +1,10 @@
 """Token-weighted sliding-window perplexity, defined once for every backend.
 
 Windows of ``seq_len`` tokens start every ``stride`` tokens; each window scores only the tokens
-not already scored by an earlier window (the first token of the text has no context and is never
-scored), so every token counts exactly once and the mean is over tokens, not windows. Windows are
-run one at a time, so there is no padding to exclude.
+no earlier window scored, and never its own first token (it has no context in the window), so no
+token counts twice and the mean is over tokens, not windows. With ``stride < seq_len`` every token
+after the first is scored. Windows run one at a time, so there is no padding to exclude. Same plan
+as ``qcompress.training.evaluate`` (PyTorch), so ONNX and PyTorch perplexities are comparable.
 """
 
 from __future__ import annotations
