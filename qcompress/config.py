@@ -26,8 +26,9 @@ def one_line(error: ValidationError, what: str) -> str:
     """Summarise a pydantic error as 'what: field: message; field: message'."""
     parts = []
     for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "value"
-        parts.append(f"{field}: {item['msg']}")
+        message = item["msg"].removeprefix("Value error, ")
+        field = ".".join(str(p) for p in item["loc"])
+        parts.append(f"{field}: {message}" if field else message)
     return f"invalid {what}: " + "; ".join(parts)
 
 

@@ -154,6 +154,9 @@ def _load_gguf(path: Path) -> LoadedModel:
 
 def load_model(spec: str) -> LoadedModel:
     """Load ``spec`` (default name, local directory, ``.gguf`` file or hub id) as a float32 eval-mode CPU model."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a per-tensor bar on every load is noise around our own progress output
     if spec == DEFAULT_MODEL:
         return _load_directory(prepare_default_model(), spec)
     path = Path(spec).expanduser()

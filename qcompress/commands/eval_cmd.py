@@ -1,0 +1,28 @@
+"""``qcompress eval``: held-out perplexity of a base model, a run directory or an exported artifact."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_command(
+        target: str = typer.Argument(..., help="A run directory, an artifact directory, or a model spec (e.g. smollm2-135m)."),
+        data: str = typer.Option(None, help="Corpus whose held-out part is scored (default: the run's corpus, else 'austen')."),
+        eval_data: str = typer.Option(None, help="Score this text instead of the corpus' held-out part."),
+        seq_len: int = typer.Option(256, min=2, help="Window length in tokens."),
+        stride: int = typer.Option(128, min=1, help="Window advance; tokens get at least seq_len - stride of context."),
+        max_tokens: int = typer.Option(8192, min=2, help="Score the first this-many held-out tokens."),
+        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    ) -> None:
+        """Token-weighted sliding-window perplexity on held-out text (same definition as qcompress fit)."""
+        from qcompress.training.eval_target import evaluate_target
+
+        result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            typer.echo(f"{target} ({result['kind']}): perplexity {result['perplexity']:.3f} over {result['tokens']} tokens of {result['data']}")

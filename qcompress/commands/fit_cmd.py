@@ -1,0 +1,80 @@
+"""``qcompress fit``: train an adapter (classical or quantum-generated) and write a run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fit")
+    def fit_command(
+        out: Path = typer.Option(..., "--out", "-o", help="Run directory to write (or to continue with --resume)."),
+        config_file: Path = typer.Option(None, "--config", "-c", help="YAML file of options; flags override it."),
+        model: str = typer.Option(None, help="Base model: 'smollm2-135m' (default), a local HF dir, a .gguf file, or a hub id."),
+        data: str = typer.Option(None, help="Corpus: 'austen' (default), a .txt file, a folder, a .jsonl file, or a hub dataset id."),
+        eval_data: str = typer.Option(None, help="Held-out text for perplexity (default: the corpus' own held-out part)."),
+        method: str = typer.Option(None, help="Adapter method: 'qpa-lora' (default) or 'lora' (plugins add more)."),
+        rank: int = typer.Option(None, help="LoRA rank r (default 8)."),
+        alpha: float = typer.Option(None, help="LoRA alpha (default 2r)."),
+        dropout: float = typer.Option(None, help="LoRA dropout (default 0)."),
+        targets: str = typer.Option(None, help="Comma-separated module names, or one regex (default per architecture)."),
+        n_mlp: int = typer.Option(None, "--n-mlp", help="QPA: weights per basis state (mapping-MLP output size, default 2048)."),
+        depth: int = typer.Option(None, help="QPA: circuit blocks L (default 8)."),
+        backend: str = typer.Option(None, help="QPA: circuit simulator, 'quimb' (default, differentiable)."),
+        zero_init: bool = typer.Option(None, "--zero-init/--no-zero-init", help="QPA: start at dW = 0 (default on)."),
+        generator_scope: str = typer.Option(None, help="QPA: 'shared' generator (default) or one per 'layer'."),
+        steps: int = typer.Option(None, help="Optimizer steps (default 100)."),
+        lr: float = typer.Option(None, help="Peak learning rate (default: lora 2e-4, qpa-lora 1e-3)."),
+        batch_size: int = typer.Option(None, help="Blocks per micro-batch (default 4)."),
+        grad_accum: int = typer.Option(None, help="Micro-batches per step (default 1)."),
+        seq_len: int = typer.Option(None, help="Tokens per training block (default 128)."),
+        seed: int = typer.Option(None, help="Seed of data order, dropout and generator init (default 0)."),
+        eval_every: int = typer.Option(None, help="Steps between held-out evaluations (default 50; 0 = end only)."),
+        eval_tokens: int = typer.Option(None, help="Held-out tokens scored (default 8192)."),
+        eval_seq_len: int = typer.Option(None, help="Evaluation window in tokens (default 256)."),
+        eval_stride: int = typer.Option(None, help="Evaluation window advance (default 128)."),
+        threads: int = typer.Option(None, help="torch CPU threads (default: all cores)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing run directory in --out."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
+    ) -> None:
+        """Fine-tune a causal LM with LoRA or QPA-generated LoRA; writes RUN_DIR (config, trained state, metrics, plot)."""
+        from qcompress.errors import InputError
+        from qcompress.training.config import build_fit_config
+        from qcompress.training.fit import fit
+
+        overrides = {
+            "model": model, "data": data, "eval_data": eval_data, "method": method,
+            "adapter.rank": rank, "adapter.alpha": alpha, "adapter.dropout": dropout,
+            "adapter.targets": targets,
+            "adapter.zero_init": zero_init, "adapter.generator_scope": generator_scope,
+            "qpa.n_mlp": n_mlp, "qpa.depth": depth, "qpa.backend": backend,
+            "steps": steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
+            "seq_len": seq_len, "seed": seed, "eval_every": eval_every, "threads": threads,
+            "eval_tokens": eval_tokens, "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
+        }
+        given = [key.split(".")[-1].replace("_", "-") for key, value in overrides.items() if value is not None]
+        if resume:
+            if config_file or given:
+                raise InputError(
+                    f"--resume continues {out} with its recorded config; drop --{' --'.join(given) or 'config'}"
+                )
+            if force:
+                raise InputError("--resume and --force contradict each other: --force starts over, --resume continues")
+            result = fit(None, out, resume=True)
+        else:
+            result = fit(build_fit_config(config_file, overrides), out, force=force)
+        summary = result.summary
+        if as_json:
+            typer.echo(json.dumps(summary, indent=2))
+            return
+        counts = summary["counts"]
+        typer.echo(
+            f"{summary['method']}: held-out perplexity {summary['initial_eval_perplexity']:.2f} -> "
+            f"{summary['eval_perplexity']:.2f}; trainable {counts['trainable']:,} "
+            f"({100 * summary['fraction_of_lora']:.1f}% of LoRA's {counts['lora_equivalent']:,}); "
+            f"{summary['seconds_per_step_median']:.2f} s/step; run in {out}"
+        )

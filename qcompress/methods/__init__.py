@@ -1,0 +1,14 @@
+"""Adapter methods (LoRA, QPA-LoRA, ...), each registered under the ``qcompress.methods`` entry points."""
+
+from __future__ import annotations
+
+from qcompress import registry
+from qcompress.methods.base import AdaptedModel, Method
+
+
+def get_method(name: str) -> Method:
+    """Instantiate the method registered as ``name`` (one-line InputError listing choices if unknown)."""
+    return registry.get("method", name)()
+
+
+__all__ = ["AdaptedModel", "Method", "get_method"]

@@ -1,0 +1,104 @@
+"""The mechanism behind every QPA method: existing adapter tensors become views of a generator.
+
+Each adapter tensor (e.g. PEFT's ``lora_A.weight``) gets a ``torch.nn.utils.parametrize``
+parametrization that returns a slice of a generator's flat output, so the adapter library's own
+forward and merge code keep working unchanged. The generators run once per forward pass of the
+whole model (a forward pre-hook), never once per layer; removing the parametrizations with
+``leave_parametrized=True`` is the collapse to plain dense tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.nn.utils import parametrize
+
+
+@dataclass(frozen=True)
+class TensorSlot:
+    """One adapter tensor to generate: ``getattr(module, attr)``, optionally zero at step 0."""
+
+    name: str
+    module: torch.nn.Module
+    attr: str = "weight"
+    zero_at_start: bool = False
+
+    @property
+    def numel(self) -> int:
+        return math.prod(getattr(self.module, self.attr).shape)
+
+
+class _SliceOf(torch.nn.Module):
+    """Parametrization returning ``owner.current[start:start+n]`` reshaped; ignores the stored tensor."""
+
+    def __init__(self, owner: GeneratedTensors, start: int, shape: torch.Size):
+        super().__init__()
+        self._owner = (owner,)  # a tuple, so the owner is not registered as a submodule of every layer
+        self.start = start
+        self.shape = tuple(shape)
+
+    def forward(self, _stored: torch.Tensor) -> torch.Tensor:
+        flat = self._owner[0].current
+        return flat[self.start : self.start + math.prod(self.shape)].view(self.shape)
+
+
+class GeneratedTensors(torch.nn.Module):
+    """Generators (one per group of slots) whose concatenated outputs feed the slots' tensors.
+
+    ``offset`` holds each zero-at-start slot's initial generated values, subtracted from then on,
+    so the adapter starts at exactly dW = 0 while the generator keeps its paper initialisation.
+    """
+
+    def __init__(self, groups: list[list[TensorSlot]], make_generator: Callable[[int, int], torch.nn.Module]):
+        super().__init__()
+        self.slots = [slot for group in groups for slot in group]
+        self.generators = torch.nn.ModuleList(
+            make_generator(sum(slot.numel for slot in group), index) for index, group in enumerate(groups)
+        )
+        with torch.no_grad():
+            initial = torch.cat([generator() for generator in self.generators])
+        mask = torch.cat(
+            [torch.full((slot.numel,), slot.zero_at_start, dtype=torch.bool) for slot in self.slots]
+        )
+        self.register_buffer("offset", torch.where(mask, initial, torch.zeros_like(initial)))
+        self.current = initial - self.offset
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+        self._attach()
+
+    def _attach(self) -> None:
+        start = 0
+        for slot in self.slots:
+            shape = getattr(slot.module, slot.attr).shape
+            parametrize.register_parametrization(slot.module, slot.attr, _SliceOf(self, start, shape), unsafe=True)
+            getattr(slot.module.parametrizations, slot.attr).original.requires_grad_(False)
+            start += slot.numel
+
+    def refresh(self) -> torch.Tensor:
+        """Evaluate every generator once; all slots read this result until the next refresh."""
+        self.current = torch.cat([generator() for generator in self.generators]) - self.offset
+        return self.current
+
+    def hook_into(self, model: torch.nn.Module) -> None:
+        """Become part of ``model`` (so ``.parameters()`` and ``.to()`` see the generators) and
+        refresh at the start of each of its forward passes (training, eval and generate)."""
+        model.add_module("generated_adapter", self)
+        self._hook = model.register_forward_pre_hook(self._before_forward)
+
+    def _before_forward(self, _module: torch.nn.Module, _args: tuple) -> None:
+        self.refresh()
+
+    def n_weights(self) -> int:
+        return sum(slot.numel for slot in self.slots)
+
+    def release(self) -> None:
+        """Collapse: evaluate once and turn every slot back into a plain dense parameter."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        with torch.no_grad():
+            self.refresh()
+            for slot in self.slots:
+                parametrize.remove_parametrizations(slot.module, slot.attr, leave_parametrized=True)

@@ -1,0 +1,48 @@
+"""``lora``: PEFT's classical LoRA, the baseline every generated method is measured against."""
+
+from __future__ import annotations
+
+import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+from qcompress.errors import InputError
+from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, merge
+from qcompress.training.config import FitConfig
+
+
+class LoraAdapted(AdaptedModel):
+    def __init__(self, peft_model: PeftModel):
+        self.model = peft_model
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(self.model).items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = get_peft_model_state_dict(self.model)
+        if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
+            raise InputError(
+                "saved LoRA adapter does not fit this model (different layers, rank or shapes): "
+                "re-run qcompress fit for this model"
+            )
+        set_peft_model_state_dict(self.model, state)
+
+    def counts(self) -> dict[str, int]:
+        n = sum(p.numel() for p in self.trainable_parameters())
+        return {"trainable": n, "adapter_weights": dense_lora_weights(self.model), "lora_equivalent": n}
+
+    def collapse(self) -> PreTrainedModel:
+        return merge(self.model)
+
+
+class LoraMethod(Method):
+    name = "lora"
+    default_lr = 2e-4
+
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> LoraAdapted:
+        return LoraAdapted(attach_peft_lora(model, config))

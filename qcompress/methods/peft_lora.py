@@ -1,0 +1,57 @@
+"""PEFT's LoRA layers, attached the same way for the classical and the generated method.
+
+Both ``lora`` and ``qpa-lora`` use PEFT's own LoRA layers, forward and merge code; they differ
+only in where the ``lora_A``/``lora_B`` tensors come from (stored parameters vs a generator).
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import PreTrainedModel
+
+from qcompress.models import is_conv1d_model, resolve_target_modules
+from qcompress.training.config import FitConfig
+
+ADAPTER = "default"
+
+
+def attach_peft_lora(model: PreTrainedModel, config: FitConfig) -> PeftModel:
+    """Wrap ``model`` with PEFT LoRA (base frozen); LoRA init is seeded so runs are reproducible."""
+    targets = resolve_target_modules(model, config.adapter.targets)
+    lora_config = LoraConfig(
+        r=config.adapter.rank,
+        lora_alpha=config.adapter.effective_alpha,
+        lora_dropout=config.adapter.dropout,
+        target_modules=targets,
+        fan_in_fan_out=is_conv1d_model(model, targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return get_peft_model(model, lora_config)
+
+
+def lora_layers(peft_model: PeftModel) -> list[tuple[str, torch.nn.Module]]:
+    """(name, LoRA layer) pairs in module order: the fixed order generated weights are laid out in."""
+    return [
+        (name, module)
+        for name, module in peft_model.named_modules()
+        if hasattr(module, "lora_A") and ADAPTER in getattr(module, "lora_A", {})
+    ]
+
+
+def dense_lora_weights(peft_model: PeftModel) -> int:
+    """How many numbers LoRA stores for these layers: sum of r * (fan_in + fan_out)."""
+    return sum(
+        layer.lora_A[ADAPTER].weight.numel() + layer.lora_B[ADAPTER].weight.numel()
+        for _, layer in lora_layers(peft_model)
+    )
+
+
+def merge(peft_model: PeftModel) -> PreTrainedModel:
+    """PEFT's merge (Conv1D and Linear handled by PEFT) into plain dense weights, adapter removed."""
+    merged = peft_model.merge_and_unload(progressbar=False, safe_merge=True)
+    merged.eval()
+    return merged

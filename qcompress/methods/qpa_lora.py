@@ -1,0 +1,92 @@
+"""``qpa-lora``: PEFT's LoRA layers whose A and B tensors are produced by QPA generators.
+
+Only the circuit angles and the mapping MLP are trained. With ``generator_scope: shared`` (the
+default) one generator produces every targeted layer's A and B; with ``layer`` each layer has its
+own generator (seeded ``qpa.seed + layer index``).
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import PeftModel
+from transformers import PreTrainedModel
+
+from qcompress.errors import InputError
+from qcompress.generators.qpa import QPAGenerator
+from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.generated import GeneratedTensors, TensorSlot
+from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers, merge
+from qcompress.training.config import FitConfig
+
+
+class QpaLoraAdapted(AdaptedModel):
+    def __init__(self, peft_model: PeftModel, config: FitConfig):
+        self.model = peft_model
+        groups = [
+            [
+                TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER]),
+                TensorSlot(f"{name}.lora_B", layer.lora_B[ADAPTER], zero_at_start=config.adapter.zero_init),
+            ]
+            for name, layer in lora_layers(peft_model)
+        ]
+        if config.adapter.generator_scope == "shared":
+            groups = [[slot for group in groups for slot in group]]
+        qpa = config.qpa
+
+        def make_generator(n_weights: int, index: int) -> QPAGenerator:
+            return QPAGenerator(n_weights, qpa.model_copy(update={"seed": qpa.seed + index}))
+
+        self.generated = GeneratedTensors(groups, make_generator)
+        self.generated.hook_into(peft_model)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.generated.generators.parameters())
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous() for k, v in self.generated.state_dict().items()}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = self.generated.state_dict()
+        mismatched = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
+        if mismatched:
+            raise InputError(
+                f"saved generator does not fit this configuration (first mismatch: {mismatched[0]}): "
+                "the run's config and generator.safetensors disagree; re-run qcompress fit"
+            )
+        self.generated.load_state_dict(state)
+        with torch.no_grad():
+            self.generated.refresh()
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "trainable": sum(int(g.trainable_parameters()) for g in self.generated.generators),
+            "adapter_weights": self.generated.n_weights(),
+            "lora_equivalent": dense_lora_weights(self.model),
+            "qubits": max(g.n_qubits for g in self.generated.generators),
+            "generators": len(self.generated.generators),
+        }
+
+    def collapse(self) -> PreTrainedModel:
+        self.generated.release()
+        return merge(self.model)
+
+    def describe(self) -> str:
+        lines = []
+        for index, generator in enumerate(self.generated.generators):
+            lines.append(
+                f"generator {index}: {generator.n_weights} weights from N={generator.n_qubits} qubits, "
+                f"{generator.n_chunks} chunks of n_mlp={generator.config.n_mlp}, "
+                f"{generator.trainable_parameters()} trainable parameters"
+            )
+            if index == 0:
+                lines.append(generator.circuit_diagram())
+        return "\n".join(lines) + "\n"
+
+
+class QpaLoraMethod(Method):
+    name = "qpa-lora"
+    default_lr = 1e-3
+    state_file = "generator.safetensors"
+
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaLoraAdapted:
+        return QpaLoraAdapted(attach_peft_lora(model, config), config)

@@ -1,0 +1,133 @@
+"""The resolved configuration of one ``qcompress fit`` run (YAML file, then CLI flags on top).
+
+It is stored verbatim in ``RUN_DIR/qcompress.json`` and is everything needed to rebuild the
+adapted model for eval, export and ``--resume``; its sha256 identifies the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from qcompress.config import StrictModel, validated
+from qcompress.errors import InputError
+from qcompress.generators.qpa import QPAGeneratorConfig
+
+
+class AdapterConfig(StrictModel):
+    """Hyper-parameters shared by the LoRA family (classical and generated)."""
+
+    rank: int = Field(8, ge=1, le=4096, description="LoRA rank r")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha; default 2r as in the QPA paper")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    targets: list[str] | str | None = Field(
+        None, description="module-name suffixes (list or comma-separated) or one regex; default per architecture"
+    )
+    zero_init: bool = Field(
+        True, description="generated methods: subtract the initial generated B so training starts at dW = 0"
+    )
+    generator_scope: Literal["shared", "layer"] = Field(
+        "shared", description="one generator for all adapted layers, or one per layer"
+    )
+
+    @property
+    def effective_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else 2.0 * self.rank
+
+
+class FitConfig(StrictModel):
+    """Everything that determines a run: model, data, method, optimisation, evaluation."""
+
+    model: str = "smollm2-135m"
+    data: str = "austen"
+    eval_data: str | None = None
+    method: str = "qpa-lora"
+    adapter: AdapterConfig = Field(default_factory=AdapterConfig)
+    qpa: QPAGeneratorConfig = Field(default_factory=QPAGeneratorConfig)
+
+    steps: int = Field(100, ge=1)
+    lr: float | None = Field(None, gt=0, description="default: the method's own")
+    weight_decay: float = Field(0.0, ge=0.0)
+    warmup_steps: int | None = Field(None, ge=0, description="default: 10% of steps")
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    batch_size: int = Field(4, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    seq_len: int = Field(128, ge=2)
+    seed: int = Field(0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping")
+
+    eval_every: int = Field(50, ge=0, description="steps between held-out evaluations; 0: only at the end")
+    eval_tokens: int = Field(8192, ge=2, description="held-out tokens scored (from the start of the eval text)")
+    eval_seq_len: int = Field(256, ge=2)
+    eval_stride: int = Field(128, ge=1)
+    checkpoint_every: int = Field(50, ge=1)
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FitConfig:
+        if self.eval_stride > self.eval_seq_len:
+            raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len})")
+        if self.warmup_steps is not None and self.warmup_steps >= self.steps > 1:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
+        return self
+
+    @property
+    def effective_warmup_steps(self) -> int:
+        return self.warmup_steps if self.warmup_steps is not None else self.steps // 10
+
+    def sha256(self) -> str:
+        """Identity of the run: hash of the canonical JSON of this config."""
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _deep_update(base: dict, update: dict) -> dict:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(f"config file {path} not found: give the path of a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise InputError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"config file {path} must hold a mapping of options, not {type(data).__name__}")
+    return data
+
+
+def build_fit_config(file: Path | None, overrides: dict[str, Any]) -> FitConfig:
+    """YAML file (optional) with CLI overrides on top; ``None`` overrides are ignored.
+
+    Overrides use dotted keys for nested sections (``adapter.rank``). ``seed`` also seeds the
+    generator unless ``qpa.seed`` is given explicitly, so ``--seed`` changes the whole run.
+    """
+    data = read_yaml(file) if file else {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node: dict = {}
+        cursor = node
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            cursor = cursor.setdefault(key, {})
+        cursor[leaf] = value
+        data = _deep_update(data, node)
+    if "seed" in data and "seed" not in data.get("qpa", {}):
+        data = _deep_update(data, {"qpa": {"seed": data["seed"]}})
+    return validated(FitConfig, data, "fit config")
