@@ -16,7 +16,7 @@ from qcompress import registry
 from qcompress.atomic import write_json_atomic
 from qcompress.errors import InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
-from qcompress.export.files import replace_directory
+from qcompress.export.files import make_readable, replace_directory
 from qcompress.export.manifest import build_manifest
 from qcompress.models import staging_directory
 
@@ -82,6 +82,7 @@ def export_artifact(
             infos[exporter.name] = exporter.export(model, tokenizer, target, options)
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
         write_json_atomic(staging / "manifest.json", manifest)
+        make_readable(staging)
         replace_directory(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -16,6 +16,14 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def make_readable(root: Path) -> None:
+    """0644 for every file: temp-file writers (mkstemp) create 0600 files, and an artifact is meant
+    to be read by whoever deploys it, not only by the user who exported it."""
+    for path in root.rglob("*"):
+        if path.is_file():
+            path.chmod(0o644)
+
+
 def replace_directory(new: Path, target: Path) -> None:
     """Move the finished ``new`` directory to ``target``, replacing an old one only at the end.
 

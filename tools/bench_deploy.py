@@ -1,0 +1,159 @@
+"""Deployment benchmark: PEFT LoRA (unmerged) and merged PyTorch vs the exported ONNX artifacts.
+
+On the embedded default (SmolLM2-135M) it builds a PEFT LoRA r=8 model on q_proj, v_proj with
+non-zero lora_B (speed does not depend on trained values), merges it, exports both the merged and
+the base model through the same pipeline as ``qcompress export``, and measures greedy generation
+tokens/s and first-token latency for all four, interleaved round-robin so machine load affects
+them alike. Prints a table; ``--json PATH`` also writes the numbers.
+
+    python tools/bench_deploy.py [--model smollm2-135m] [--new-tokens 48] [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PROMPTS = (
+    "It is a truth universally acknowledged, that a single man in possession of a good fortune",
+    "Emma Woodhouse, handsome, clever, and rich, with a comfortable home and happy disposition,",
+    "The family of Dashwood had long been settled in Sussex.",
+)
+
+
+def lora_model(base, seed: int):
+    """PEFT LoRA r=8 on q_proj, v_proj with random non-zero B (unmerged)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(copy.deepcopy(base), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.01)
+    return model.eval()
+
+
+def torch_runner(model, tokenizer, new_tokens: int) -> Callable[[str], tuple[int, float, float]]:
+    """Greedy ``generate`` timed end to end; first-token latency from a 1-token generate."""
+    import torch
+
+    def run(prompt: str) -> tuple[int, float, float]:
+        ids = tokenizer(prompt, return_tensors="pt")
+        with torch.no_grad():
+            start = time.perf_counter()
+            model.generate(**ids, max_new_tokens=1, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            out = model.generate(**ids, max_new_tokens=new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            seconds = time.perf_counter() - start
+        return out.shape[1] - ids["input_ids"].shape[1], seconds, first
+
+    return run
+
+
+def ort_runner(artifact: Path, threads: int, new_tokens: int) -> Callable[[str], tuple[int, float, float]]:
+    from qcompress.runtime import OnnxCausalLM
+    from qcompress.runtime.sampling import SamplingConfig
+
+    model = OnnxCausalLM.load(artifact, threads=threads)
+
+    def run(prompt: str) -> tuple[int, float, float]:
+        new_ids = model.generate_ids(model.encode(prompt), new_tokens, SamplingConfig())
+        stats = model.last_stats
+        return len(new_ids), stats.seconds, stats.first_token_seconds
+
+    return run
+
+
+def directory_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def measure(runners: dict[str, Callable], repeats: int) -> dict[str, dict[str, float]]:
+    """Round-robin over runners and prompts; median tokens/s and first-token latency per runner."""
+    samples: dict[str, list[tuple[int, float, float]]] = {name: [] for name in runners}
+    for run in runners.values():
+        run(PROMPTS[0])  # warm-up
+    for _ in range(repeats):
+        for prompt in PROMPTS:
+            for name, run in runners.items():
+                samples[name].append(run(prompt))
+    return {
+        name: {
+            "tokens_per_second": statistics.median(n / s for n, s, _ in rows),
+            "first_token_ms": statistics.median(f for _, _, f in rows) * 1000,
+            "new_tokens": sum(n for n, _, _ in rows) / len(rows),
+        }
+        for name, rows in samples.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--new-tokens", type=int, default=48)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=None, help="Where to write the two artifacts (default: a temp dir).")
+    parser.add_argument("--json", type=Path, default=None, dest="json_path")
+    args = parser.parse_args()
+
+    import torch
+
+    from qcompress.export.artifact import export_artifact
+    from qcompress.models import load_model
+
+    torch.set_num_threads(args.threads)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-deploy-"))
+    loaded = load_model(args.model)
+    peft_model = lora_model(loaded.model, seed=0)
+    merged = copy.deepcopy(peft_model).merge_and_unload().eval()
+
+    export_seconds, sizes = {}, {}
+    for name, model in (("merged", merged), ("base", loaded.model)):
+        start = time.perf_counter()
+        manifest = export_artifact(
+            model, loaded.tokenizer, work / name, source={"kind": "bench", "spec": args.model, "model": name}, force=True
+        )
+        export_seconds[name] = time.perf_counter() - start
+        sizes[name] = {sub: directory_size(work / name / sub) for sub in ("model", "onnx")}
+        parity = manifest["formats"]["onnx"]["parity"]["max_abs_diff"]
+        print(f"exported {name} in {export_seconds[name]:.1f} s; parity {parity}")
+
+    runners = {
+        "pytorch_peft_unmerged": torch_runner(peft_model, loaded.tokenizer, args.new_tokens),
+        "pytorch_merged": torch_runner(merged, loaded.tokenizer, args.new_tokens),
+        "ort_merged_artifact": ort_runner(work / "merged", args.threads, args.new_tokens),
+        "ort_base_artifact": ort_runner(work / "base", args.threads, args.new_tokens),
+    }
+    results = measure(runners, args.repeats)
+    peft_speed = results["pytorch_peft_unmerged"]["tokens_per_second"]
+    base_ort = results["ort_base_artifact"]["tokens_per_second"]
+    print(f"\n{'runner':<24}{'tok/s':>8}{'first ms':>10}{'vs PEFT':>9}{'vs base ONNX':>14}")
+    for name, row in results.items():
+        speed = row["tokens_per_second"]
+        print(f"{name:<24}{speed:>8.1f}{row['first_token_ms']:>10.1f}{speed / peft_speed:>9.2f}{speed / base_ort:>14.3f}")
+    for name, size in sizes.items():
+        print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB, export {export_seconds[name]:.1f} s")
+    if args.json_path:
+        report = {
+            "model": args.model, "threads": args.threads, "new_tokens": args.new_tokens, "prompts": list(PROMPTS),
+            "results": results, "export_seconds": export_seconds, "sizes_bytes": sizes,
+            "ratios": {
+                "ort_merged_vs_peft_unmerged": results["ort_merged_artifact"]["tokens_per_second"] / peft_speed,
+                "ort_merged_vs_ort_base": results["ort_merged_artifact"]["tokens_per_second"] / base_ort,
+            },
+        }
+        args.json_path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
