@@ -23,6 +23,7 @@ import numpy as np
 import quimb.tensor as qtn
 import torch
 
+from qcompress.backends.absorption import kron_all, plan_absorption
 from qcompress.backends.base import Backend, CompiledCircuit
 from qcompress.backends.gate_tensors import (
     GroupEvaluator,
@@ -166,7 +167,7 @@ def fold_constants(tensors: list[qtn.Tensor], max_legs: int) -> list[qtn.Tensor]
 
 
 class QuimbCircuit(CompiledCircuit):
-    """A compiled circuit: constants as torch buffers, gate-family evaluators and a kept contraction tree."""
+    """A compiled circuit: constants as torch buffers, gate-family evaluators, an absorption plan, a kept tree."""
 
     def __init__(self, ansatz: Ansatz, dtype: torch.dtype, fold_qubits: int, trees: TreeCache) -> None:
         if dtype not in (torch.float32, torch.float64):
@@ -174,21 +175,33 @@ class QuimbCircuit(CompiledCircuit):
         self.n_qubits = ansatz.n_qubits
         self.n_weights = len(ansatz.weight_symbols)
         self.n_data = len(ansatz.data_symbols)
+        self.dtype = dtype
         self.network = build_network(ansatz, fold_qubits)
         self.real = self.network.is_real
         array_dtype = dtype if self.real else (torch.complex128 if dtype == torch.float64 else torch.complex64)
-        self.constants = [
-            torch.as_tensor(np.real(t.data) if self.real else t.data).to(array_dtype) for t in self.network.constants
+        groups, group_inds = self.network.groups, self.network.group_inds
+        self.evaluators = [GroupEvaluator(g, self.real, dtype) for g in groups]
+        self.absorbable = [g.source == "weights" and g.constant.shape == (2, 2) for g in groups]
+        pool_offsets = np.cumsum([0] + [len(i) if ok else 0 for i, ok in zip(group_inds, self.absorbable)]).tolist()
+        self.plan = plan_absorption(self.network.constants, group_inds, self.absorbable, pool_offsets)
+
+        def as_torch(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(np.real(array) if self.real else array).to(array_dtype)
+
+        self.plain_constants = [as_torch(self.network.constants[c].data) for c in self.plan.plain_constants]
+        self.batches = [
+            (torch.tensor(b.gate_slots), as_torch(np.stack(b.matrices)), (len(b.inds), *(2,) * len(b.inds[0])))
+            for b in self.plan.batches
         ]
-        self.evaluators = [GroupEvaluator(g, self.real, dtype) for g in self.network.groups]
-        self.dtype = dtype
+        self.standalone = [torch.tensor(positions, dtype=torch.long) for positions in self.plan.standalone]
         self._trees = trees
 
     def _inputs(self, batched: bool) -> list[tuple[str, ...]]:
-        inputs = [tuple(t.inds) for t in self.network.constants]
-        for group, inds in zip(self.network.groups, self.network.group_inds):
+        inputs = [tuple(self.network.constants[c].inds) for c in self.plan.plain_constants]
+        inputs.extend(inds for batch in self.plan.batches for inds in batch.inds)
+        for group, inds, positions in zip(self.network.groups, self.network.group_inds, self.plan.standalone):
             prefix = (BATCH_INDEX,) if batched and group.source == "data" else ()
-            inputs.extend(prefix + i for i in inds)
+            inputs.extend(prefix + inds[p] for p in positions)
         return inputs
 
     def _tree(self, batch: int | None) -> cotengra.ContractionTree:
@@ -202,16 +215,18 @@ class QuimbCircuit(CompiledCircuit):
     def arrays(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every tensor of the network, in tree input order, built from the given angles (autograd intact)."""
         self._check(weights, data)
-        arrays = list(self.constants)
-        for evaluator, inds in zip(self.evaluators, self.network.group_inds):
-            shape = (2,) * len(inds[0])
-            if evaluator.source == "weights":
-                arrays.extend(evaluator(weights).reshape(-1, *shape).unbind(0))
-            else:
-                values = data if data is not None else torch.zeros(1, 0)
-                mats = evaluator(values).movedim(-3, 0)  # (G, batch, d, d)
-                batch = mats.shape[1]
-                arrays.extend(mats.reshape(mats.shape[0], batch, *shape).unbind(0))
+        values = {"weights": weights, "data": data if data is not None else torch.zeros(1, 0, dtype=self.dtype)}
+        mats = [evaluator(values[evaluator.source]) for evaluator in self.evaluators]
+        arrays = list(self.plain_constants)
+        if self.batches:
+            pool = torch.cat([m for m, ok in zip(mats, self.absorbable) if ok])
+            pool = torch.cat([pool, pool.transpose(-1, -2)])
+            for slots, matrices, shape in self.batches:
+                arrays.extend((kron_all(pool[slots]) @ matrices).reshape(shape).unbind(0))
+        for group_mats, positions, inds in zip(mats, self.standalone, self.network.group_inds):
+            if len(positions):
+                chosen = group_mats.index_select(-3, positions).movedim(-3, 0)  # (G, [batch,] d, d)
+                arrays.extend(chosen.reshape(*chosen.shape[:-2], *(2,) * len(inds[0])).unbind(0))
         return arrays
 
     def _check(self, weights: torch.Tensor, data: torch.Tensor | None) -> None:
