@@ -17,7 +17,7 @@ import onnx
 
 from qcompress.export.exporter import ExportOptions
 from qcompress.export.kv_cache_wrapper import text_config
-from qcompress.export.onnx_graph import export_decoder_graph
+from qcompress.export.onnx_graph import copy_graph, export_decoder_graph
 from qcompress.export.ort_optimize import fuse_transformer_ops
 from qcompress.export.parity import measure_parity, require_parity
 
@@ -33,13 +33,13 @@ class OnnxExporter:
         try:
             export_decoder_graph(model, raw, options.opset)
             onnx.checker.check_model(str(raw))
-            shutil.copyfile(raw, path)
+            copy_graph(raw, path)
             fusions = fuse_transformer_ops(path, text_config(model))
             figures = measure_parity(model, tokenizer, path, options.prompts)
             if fusions["fused"] and max(figures.values()) > options.atol:
                 raw_figures = measure_parity(model, tokenizer, raw, options.prompts)
                 if max(raw_figures.values()) <= options.atol:
-                    shutil.copyfile(raw, path)
+                    copy_graph(raw, path)
                     fusions, figures = {"profile": None, "fused": {}, "dropped": "fusions broke parity"}, raw_figures
             require_parity(figures, options.atol)
         finally:

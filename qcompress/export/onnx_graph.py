@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +62,22 @@ def _rename_axes(proto: onnx.ModelProto) -> None:
                 dims[axis].dim_param = name
 
 
+def graph_files(path: Path) -> list[Path]:
+    """The graph file and, when present, its external-data file."""
+    return [candidate for candidate in (path, path.with_name(EXTERNAL_DATA_NAME)) if candidate.exists()]
+
+
+def copy_graph(source: Path, target: Path) -> None:
+    """Copy a graph with its external data (if any) into ``target``'s directory, dropping stale data."""
+    target.with_name(EXTERNAL_DATA_NAME).unlink(missing_ok=True)
+    for file in graph_files(source):
+        shutil.copyfile(file, target.with_name(target.name if file == source else EXTERNAL_DATA_NAME))
+
+
 def save_onnx(proto: onnx.ModelProto, path: Path) -> None:
     """Save to a temp name then rename; weights go to one external file only above 2 GB."""
     external = proto.ByteSize() > EXTERNAL_DATA_LIMIT
+    path.with_name(EXTERNAL_DATA_NAME).unlink(missing_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     onnx.save_model(
         proto, str(tmp), save_as_external_data=external, all_tensors_to_one_file=True,
