@@ -163,3 +163,18 @@ def test_non_affine_exponent_is_a_capability_error():
     ansatz = Ansatz("bad", cirq.Circuit(cirq.ry(theta**2).on(qubit)), (qubit,), (theta,))
     with pytest.raises(CapabilityError, match="not affine"):
         QuimbBackend().compile(ansatz)
+
+
+def test_hyper_search_is_deterministic():
+    ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
+    paths = []
+    for _ in range(2):
+        compiled = QuimbBackend(trees=TreeCache(directory=None, greedy_qubits=2, hyper_repeats=3)).compile(ansatz)
+        paths.append(compiled._tree(None).get_path())
+    assert paths[0] == paths[1]
+
+
+def test_rotation_gates_are_absorbed_into_constant_blocks():
+    compiled = QuimbBackend().compile(build_ansatz("qpa", n_qubits=6, depth=4))
+    assert all(len(positions) == 0 for positions in compiled.plan.standalone)
+    assert len(compiled._inputs(batched=False)) < 6 * 4

@@ -108,15 +108,16 @@ class StateVectorQPA:
         return amplitudes * amplitudes
 
 
-def median_ms(step: Callable[[], None], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        step()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        samples.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(samples)
+def interleaved_medians(steps: dict[str, Callable[[], None]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median ms of each step, running them round-robin so background load hits all of them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for round_ in range(warmup + repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            if round_ >= warmup:
+                samples[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(values) for name, values in samples.items()}
 
 
 def forward_backward(probabilities: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, probe: torch.Tensor):
@@ -141,14 +142,22 @@ def bench_one(n_qubits: int, depth: int, repeats: int, cirq_repeats: int) -> dic
 
     simulator = cirq.Simulator(dtype=np.complex64)
     resolver = cirq.ParamResolver(dict(zip(ansatz.weight_symbols, theta.tolist())))
+    trained = interleaved_medians(
+        {
+            "torch_sv_ms": forward_backward(reference.probabilities, theta, probe),
+            "quimb_ms": forward_backward(compiled.probabilities, theta, probe),
+        },
+        repeats,
+    )
+    cirq_ms = interleaved_medians(
+        {"cirq_forward_ms": lambda: simulator.simulate(ansatz.circuit, param_resolver=resolver, qubit_order=ansatz.qubits)},
+        cirq_repeats,
+    )
     return {
         "n_qubits": n_qubits,
         "depth": depth,
-        "torch_sv_ms": median_ms(forward_backward(reference.probabilities, theta, probe), repeats),
-        "quimb_ms": median_ms(forward_backward(compiled.probabilities, theta, probe), repeats),
-        "cirq_forward_ms": median_ms(
-            lambda: simulator.simulate(ansatz.circuit, param_resolver=resolver, qubit_order=ansatz.qubits), cirq_repeats
-        ),
+        **trained,
+        **cirq_ms,
         "quimb_first_call_s": first_call_s,
         "max_abs_diff_vs_torch_sv": error,
     }
@@ -170,7 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--qubits", type=int, nargs="+", default=[8, 12, 16], help="circuit widths N")
     parser.add_argument("--depth", type=int, default=8, help="circuit blocks L")
-    parser.add_argument("--repeats", type=int, default=30, help="timed forward+backward runs per simulator")
+    parser.add_argument("--repeats", type=int, default=50, help="timed forward+backward runs per simulator")
     parser.add_argument("--cirq-repeats", type=int, default=10, help="timed cirq.Simulator runs")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this path")
     args = parser.parse_args()
