@@ -15,6 +15,7 @@ from typing import Any
 
 import onnx
 
+from qcompress.errors import InputError
 from qcompress.export.exporter import ExportOptions
 from qcompress.export.kv_cache_wrapper import text_config
 from qcompress.export.onnx_graph import copy_graph, export_decoder_graph
@@ -27,6 +28,9 @@ class OnnxExporter:
     directory = "onnx"
 
     def export(self, model: Any, tokenizer: Any, out_dir: Path, options: ExportOptions) -> dict[str, Any]:
+        if not getattr(tokenizer, "is_fast", False):
+            raise InputError("the ONNX runtime tokenizes with tokenizer.json, but this tokenizer has no fast version; "
+                             "convert it with transformers (AutoTokenizer(..., use_fast=True)) and save it next to the model")
         path = out_dir / "model.onnx"
         raw = out_dir.parent / f".{self.name}-raw" / "model.onnx"
         raw.parent.mkdir()

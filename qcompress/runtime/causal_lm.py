@@ -71,7 +71,8 @@ class OnnxCausalLM:
         return cls(decoder, Tokenizer.from_file(str(tokenizer_path)), _eos_ids(onnx_dir))
 
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        """Token ids as ``transformers`` would give them (special tokens such as BOS included)."""
+        return self.tokenizer.encode(text).ids
 
     def generate_ids(self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingConfig, seed: int = 0) -> list[int]:
         """New token ids after ``prompt_ids`` (batch 1), stopping at EOS or ``max_new_tokens``."""
