@@ -170,11 +170,11 @@ def test_hyper_search_is_deterministic():
     paths = []
     for _ in range(2):
         compiled = QuimbBackend(trees=TreeCache(directory=None, greedy_qubits=2, hyper_repeats=3)).compile(ansatz)
-        paths.append(compiled._tree(None).get_path())
+        paths.append(compiled.contraction_tree().get_path())
     assert paths[0] == paths[1]
 
 
 def test_rotation_gates_are_absorbed_into_constant_blocks():
     compiled = QuimbBackend().compile(build_ansatz("qpa", n_qubits=6, depth=4))
     assert all(len(positions) == 0 for positions in compiled.plan.standalone)
-    assert len(compiled._inputs(batched=False)) < 6 * 4
+    assert len(compiled.input_indices(batched=False)) < 6 * 4

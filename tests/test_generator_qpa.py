@@ -94,3 +94,12 @@ def test_bad_config_is_one_line_input_error(options, field):
     with pytest.raises(InputError, match=f"invalid generator: {field}") as caught:
         validated(QPAGeneratorConfig, options, "generator")
     assert "\n" not in str(caught.value)
+
+
+def test_zero_probabilities_keep_gradients_finite():
+    generator = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    with torch.no_grad():
+        generator.angles.zero_()  # the circuit stays in |0..0>: every other probability is exactly 0
+    generator().square().sum().backward()
+    assert torch.isfinite(generator.angles.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in generator.mlp.parameters())

@@ -214,7 +214,8 @@ class QuimbCircuit(CompiledCircuit):
         self.standalone = [torch.tensor(positions, dtype=torch.long) for positions in self.plan.standalone]
         self._trees = trees
 
-    def _inputs(self, batched: bool) -> list[tuple[str, ...]]:
+    def input_indices(self, batched: bool) -> list[tuple[str, ...]]:
+        """Index names of every network tensor, in the order :meth:`arrays` returns them."""
         inputs = [tuple(self.network.constants[c].inds) for c in self.plan.plain_constants]
         inputs.extend(inds for batch in self.plan.batches for inds in batch.inds)
         for group, inds, positions in zip(self.network.groups, self.network.group_inds, self.plan.standalone):
@@ -222,8 +223,9 @@ class QuimbCircuit(CompiledCircuit):
             inputs.extend(prefix + inds[p] for p in positions)
         return inputs
 
-    def _tree(self, batch: int | None) -> cotengra.ContractionTree:
-        inputs = self._inputs(batch is not None)
+    def contraction_tree(self, batch: int | None = None) -> cotengra.ContractionTree:
+        """The kept tree for this structure (and data batch size), searched at most once per cache."""
+        inputs = self.input_indices(batch is not None)
         output = ((BATCH_INDEX,) if batch is not None else ()) + self.network.output_inds
         sizes = {ind: 2 for term in inputs for ind in term}
         if batch is not None:
@@ -259,7 +261,7 @@ class QuimbCircuit(CompiledCircuit):
     def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         batch = None if data is None else data.shape[0]
         arrays = self.arrays(weights.to(self.dtype), None if data is None else data.to(self.dtype))
-        amplitudes = self._tree(batch).contract(arrays, backend="torch")
+        amplitudes = self.contraction_tree(batch).contract(arrays, backend="torch")
         amplitudes = amplitudes.reshape(-1, 2**self.n_qubits) if batch is not None else amplitudes.reshape(-1)
         if self.real:
             return amplitudes * amplitudes
@@ -267,7 +269,7 @@ class QuimbCircuit(CompiledCircuit):
 
     def tensor_network(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> qtn.TensorNetwork:
         """The same network as a quimb TensorNetwork of torch arrays, for inspection or quimb's own tools."""
-        inputs = self._inputs(data is not None)
+        inputs = self.input_indices(data is not None)
         return qtn.TensorNetwork([qtn.Tensor(a, inds=i) for a, i in zip(self.arrays(weights, data), inputs)])
 
 

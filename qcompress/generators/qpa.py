@@ -110,7 +110,10 @@ class QPAGenerator(torch.nn.Module):
     def forward(self) -> torch.Tensor:
         cfg = self.config
         probs = self.probabilities()
-        scaled = (cfg.beta * torch.tanh(cfg.gamma * 2 ** (self.n_qubits - 1) * probs)) ** cfg.alpha
+        squashed = cfg.beta * torch.tanh(cfg.gamma * 2 ** (self.n_qubits - 1) * probs)
+        # x**alpha (alpha < 1) has an infinite slope at 0; an exactly-zero probability would turn
+        # every gradient into NaN, so the base is kept at least at the dtype's smallest normal number
+        scaled = squashed.clamp_min(torch.finfo(squashed.dtype).tiny) ** cfg.alpha
         scaled = (scaled - scaled.mean())[: self.n_chunks]
         features = torch.cat([self.basis_signs, scaled.unsqueeze(1)], dim=1)
         weights = self.mlp(features).reshape(-1)[: self.n_weights]
