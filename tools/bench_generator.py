@@ -27,6 +27,7 @@ import cirq
 import numpy as np
 import torch
 
+from qcompress.backends.absorption import kron_all
 from qcompress.backends.base import basis_bits
 from qcompress.backends.quimb_backend import QuimbBackend
 from qcompress.circuits import build_ansatz, init_weights
@@ -36,16 +37,6 @@ def ry_matrices(angles: torch.Tensor) -> torch.Tensor:
     """(..., 2, 2) real RY(theta) matrices."""
     cos, sin = torch.cos(angles / 2), torch.sin(angles / 2)
     return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
-
-
-def kron_all(mats: torch.Tensor) -> torch.Tensor:
-    """Kronecker product along dim -3 of (..., b, 2, 2): (..., 2^b, 2^b), first matrix most significant."""
-    result = mats[..., 0, :, :]
-    for k in range(1, mats.shape[-3]):
-        nxt = mats[..., k, :, :]
-        size = result.shape[-1] * 2
-        result = (result[..., :, None, :, None] * nxt[..., None, :, None, :]).reshape(*result.shape[:-2], size, size)
-    return result
 
 
 class Permute(torch.autograd.Function):

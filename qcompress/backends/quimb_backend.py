@@ -2,18 +2,21 @@
 
 Compile time does all structural work: the circuit becomes a quimb TensorNetwork gate by gate,
 connected constant gates (e.g. a CNOT ladder) are contracted together while the result spans at
-most ``fold_qubits`` qubits, and cotengra searches a contraction tree ONCE per structure (cached
-per process, see :data:`TREE_CACHE`). Each call then only builds the symbolic gate arrays from the
-angle tensor (one einsum per gate family) and feeds the kept tree the raw torch arrays, bypassing
-quimb's per-call machinery; nothing in the hot path depends on the values.
+most ``fold_qubits`` qubits, single-qubit symbolic gates are planned into those constant blocks
+(see :mod:`~qcompress.backends.absorption`), and cotengra searches a contraction tree ONCE per
+structure (kept in memory and, for large circuits, on disk; see :class:`TreeCache`). Each call
+then only builds the gate arrays from the angle tensor (one einsum per gate family, one kron +
+matmul per block shape) and feeds the kept tree the raw torch arrays, bypassing quimb's per-call
+machinery; nothing in the hot path depends on the values. A real circuit (RY + CNOT) is detected
+and simulated in a real dtype.
 """
 
 from __future__ import annotations
 
 import itertools
-import random
 import json
 import os
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
