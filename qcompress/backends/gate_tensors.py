@@ -24,7 +24,7 @@ _REAL_TOLERANCE = 1e-12
 
 @dataclass
 class SymbolicGroup:
-    """Gates with one shared decomposition; ``sources`` says which vector ('weights'/'data') feeds them."""
+    """Gates with one shared decomposition; ``source`` says which vector ('weights' or 'data') feeds them."""
 
     source: str
     constant: np.ndarray  # (d, d) complex
@@ -61,8 +61,9 @@ class GroupEvaluator(torch.nn.Module):
         self.register_buffer("phases", torch.tensor(np.pi * group.phases, dtype=dtype), persistent=False)
         if real:
             self.register_buffer("constant", torch.tensor(group.constant.real, dtype=dtype), persistent=False)
-            self.register_buffer("re_proj", torch.tensor(group.projectors.real, dtype=dtype), persistent=False)
-            self.register_buffer("im_proj", torch.tensor(group.projectors.imag, dtype=dtype), persistent=False)
+            # Re(sum_k e^{i a_k} P_k) = sum_k cos(a_k) Re P_k + sin(a_k) (-Im P_k): one einsum over 2K terms
+            basis = np.concatenate([group.projectors.real, -group.projectors.imag])
+            self.register_buffer("real_basis", torch.tensor(basis, dtype=dtype), persistent=False)
         else:
             self.register_buffer("constant", torch.tensor(group.constant, dtype=complex_dtype), persistent=False)
             self.register_buffer("proj", torch.tensor(group.projectors, dtype=complex_dtype), persistent=False)
@@ -71,9 +72,8 @@ class GroupEvaluator(torch.nn.Module):
         exponents = values[..., self.index] * self.scale + self.offset
         angles = exponents.unsqueeze(-1) * self.phases
         if self.real:
-            # Re(sum_k e^{i a_k} P_k) = sum_k cos(a_k) Re P_k - sin(a_k) Im P_k
-            stacked = torch.cat([torch.cos(angles), -torch.sin(angles)], dim=-1)
-            return self.constant + torch.einsum("...k,kij->...ij", stacked, torch.cat([self.re_proj, self.im_proj]))
+            trig = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+            return self.constant + torch.einsum("...k,kij->...ij", trig, self.real_basis)
         factors = torch.polar(torch.ones_like(angles), angles)
         return self.constant + torch.einsum("...k,kij->...ij", factors, self.proj)
 
