@@ -8,7 +8,8 @@ import torch
 
 from qcompress.backends import get_backend, require_differentiable
 from qcompress.backends.cirq_backend import CirqBackend
-from qcompress.backends.quimb_backend import QuimbBackend, TreeCache
+from qcompress.backends.contraction_trees import TreeCache
+from qcompress.backends.quimb_backend import QuimbBackend
 from qcompress.circuits import Ansatz, build_ansatz, init_weights
 from qcompress.errors import CapabilityError, InputError
 
