@@ -85,6 +85,7 @@ def test_batched_data_equals_per_sample_and_cirq(complex_gates):
     compiled = QuimbBackend().compile(ansatz, torch.float64)
     weights = init_weights(ansatz, seed=5, dtype=torch.float64)
     data = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6 - 3
+    assert any(batch.per_sample for batch in compiled.plan.batches)  # data gates absorbed, with a batch index
     batched = compiled.probabilities(weights, data)
     assert batched.shape == (5, 16)
     for row, sample in zip(batched, data):

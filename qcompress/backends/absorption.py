@@ -26,6 +26,7 @@ class AbsorbBatch:
     gate_slots: list[list[int]] = field(default_factory=list)  # per tensor: k slots into the gate pool
     matrices: list[np.ndarray] = field(default_factory=list)  # per tensor: (2^k, rest)
     inds: list[tuple[str, ...]] = field(default_factory=list)  # per tensor: new legs then rest legs
+    per_sample: bool = False  # some absorbed gate reads data: the result carries the batch index
 
 
 @dataclass
@@ -48,28 +49,37 @@ def kron_all(mats: torch.Tensor) -> torch.Tensor:
 
 
 def plan_absorption(
-    constants: list[qtn.Tensor], group_inds: list[list[tuple[str, ...]]], absorbable: list[bool], pool_offsets: list[int]
+    constants: list[qtn.Tensor],
+    group_inds: list[list[tuple[str, ...]]],
+    absorbable: list[bool],
+    pool_offsets: list[int],
+    per_sample: list[bool],
 ) -> AbsorptionPlan:
     """Attach each absorbable 2x2 gate to the constant holding its input wire (else its output wire).
 
     Gate slot ``pool_offsets[g] + p`` means gate p of group g as is (constant before the gate);
     adding the pool size (``pool_offsets[-1]``) selects its transpose (constant after the gate).
+    ``per_sample[g]`` marks groups fed by data, whose blocks are batched separately.
     """
     owner = {ind: c for c, tensor in enumerate(constants) for ind in tensor.inds}
     attached: dict[int, list[tuple[str, str, int]]] = {}  # constant -> (touched leg, new leg, slot)
     standalone: list[list[int]] = [[] for _ in group_inds]
+    sample_dependent: set[int] = set()
     pool_size = pool_offsets[-1]
     for g, gates in enumerate(group_inds):
         for p, inds in enumerate(gates):
-            if not absorbable[g] or not _attach(inds, owner, constants, attached, pool_offsets[g] + p, pool_size):
+            host = _attach(inds, owner, constants, attached, pool_offsets[g] + p, pool_size) if absorbable[g] else None
+            if host is None:
                 standalone[g].append(p)
-    batches: dict[tuple[int, int], AbsorbBatch] = {}
+            elif per_sample[g]:
+                sample_dependent.add(host)
+    batches: dict[tuple, AbsorbBatch] = {}
     for c, legs in sorted(attached.items()):
         tensor = constants[c]
         touched = [leg for leg, _, _ in legs]
         rest = [ind for ind in tensor.inds if ind not in touched]
         matrix = tensor.transpose(*touched, *rest).data.reshape(2 ** len(touched), -1)
-        batch = batches.setdefault(matrix.shape, AbsorbBatch())
+        batch = batches.setdefault((matrix.shape, c in sample_dependent), AbsorbBatch(per_sample=c in sample_dependent))
         batch.gate_slots.append([slot for _, _, slot in legs])
         batch.matrices.append(matrix)
         batch.inds.append(tuple(new for _, new, _ in legs) + tuple(rest))
@@ -77,7 +87,8 @@ def plan_absorption(
     return AbsorptionPlan(plain, list(batches.values()), standalone)
 
 
-def _attach(inds, owner, constants, attached, slot: int, pool_size: int) -> bool:
+def _attach(inds, owner, constants, attached, slot: int, pool_size: int) -> int | None:
+    """The constant the gate was attached to, or None when neither neighbour can take it."""
     out_leg, in_leg = inds
     for touched, new, chosen in ((in_leg, out_leg, slot), (out_leg, in_leg, slot + pool_size)):
         c = owner.get(touched)
@@ -87,7 +98,7 @@ def _attach(inds, owner, constants, attached, slot: int, pool_size: int) -> bool
         taken = set(constants[c].inds) | {leg for _, leg, _ in legs}
         if len(legs) < MAX_ABSORBED and new not in taken:
             legs.append((touched, new, chosen))
-            return True
+            return c
         if not legs:
             del attached[c]
-    return False
+    return None

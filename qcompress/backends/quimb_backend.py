@@ -125,16 +125,17 @@ class QuimbCircuit(CompiledCircuit):
         array_dtype = dtype if self.real else (torch.complex128 if dtype == torch.float64 else torch.complex64)
         groups, group_inds = self.network.groups, self.network.group_inds
         self.evaluators = [GroupEvaluator(g, self.real, dtype) for g in groups]
-        self.absorbable = [g.source == "weights" and g.constant.shape == (2, 2) for g in groups]
+        self.absorbable = [g.constant.shape == (2, 2) for g in groups]
         pool_offsets = np.cumsum([0] + [len(i) if ok else 0 for i, ok in zip(group_inds, self.absorbable)]).tolist()
-        self.plan = plan_absorption(self.network.constants, group_inds, self.absorbable, pool_offsets)
+        per_sample = [g.source == "data" for g in groups]
+        self.plan = plan_absorption(self.network.constants, group_inds, self.absorbable, pool_offsets, per_sample)
 
         def as_torch(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.real(array) if self.real else array).to(array_dtype)
 
         self.plain_constants = [as_torch(self.network.constants[c].data) for c in self.plan.plain_constants]
         self.batches = [
-            (torch.tensor(b.gate_slots), as_torch(np.stack(b.matrices)), (len(b.inds), *(2,) * len(b.inds[0])))
+            (torch.tensor(b.gate_slots), as_torch(np.stack(b.matrices)), (len(b.inds), *(2,) * len(b.inds[0])), b.per_sample)
             for b in self.plan.batches
         ]
         self.standalone = [torch.tensor(positions, dtype=torch.long) for positions in self.plan.standalone]
@@ -143,7 +144,9 @@ class QuimbCircuit(CompiledCircuit):
     def input_indices(self, batched: bool) -> list[tuple[str, ...]]:
         """Index names of every network tensor, in the order :meth:`arrays` returns them."""
         inputs = [tuple(self.network.constants[c].inds) for c in self.plan.plain_constants]
-        inputs.extend(inds for batch in self.plan.batches for inds in batch.inds)
+        for batch in self.plan.batches:
+            prefix = (BATCH_INDEX,) if batched and batch.per_sample else ()
+            inputs.extend(prefix + inds for inds in batch.inds)
         for group, inds, positions in zip(self.network.groups, self.network.group_inds, self.plan.standalone):
             prefix = (BATCH_INDEX,) if batched and group.source == "data" else ()
             inputs.extend(prefix + inds[p] for p in positions)
@@ -165,10 +168,18 @@ class QuimbCircuit(CompiledCircuit):
         mats = [evaluator(values[evaluator.source]) for evaluator in self.evaluators]
         arrays = list(self.plain_constants)
         if self.batches:
-            pool = torch.cat([m for m, ok in zip(mats, self.absorbable) if ok])
-            pool = torch.cat([pool, pool.transpose(-1, -2)])
-            for slots, matrices, shape in self.batches:
-                arrays.extend((kron_all(pool[slots]) @ matrices).reshape(shape).unbind(0))
+            absorbed = [m for m, ok in zip(mats, self.absorbable) if ok]
+            if data is not None:  # weight gates are shared by all samples: broadcast, don't recompute
+                absorbed = [m.expand(data.shape[0], *m.shape) if m.ndim == 3 else m for m in absorbed]
+            pool = torch.cat(absorbed, dim=-3)
+            pool = torch.cat([pool, pool.transpose(-1, -2)], dim=-3)  # (..., 2G, 2, 2)
+            shared = pool if data is None else pool[0]
+            for slots, matrices, shape, per_sample in self.batches:
+                if per_sample:
+                    blocks = (kron_all(pool[:, slots]) @ matrices).movedim(0, 1)  # (n, batch, 2^k, rest)
+                    arrays.extend(blocks.reshape(shape[0], -1, *shape[1:]).unbind(0))
+                else:
+                    arrays.extend((kron_all(shared[slots]) @ matrices).reshape(shape).unbind(0))
         for group_mats, positions, inds in zip(mats, self.standalone, self.network.group_inds):
             if len(positions):
                 chosen = group_mats.index_select(-3, positions).movedim(-3, 0)  # (G, [batch,] d, d)
