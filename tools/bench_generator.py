@@ -155,14 +155,15 @@ def bench_one(n_qubits: int, depth: int, repeats: int, cirq_repeats: int) -> dic
 
 
 def print_table(rows: list[dict]) -> None:
-    header = f"{'N':>3} {'L':>3} {'torch SV':>10} {'quimb':>10} {'cirq fwd':>10} {'quimb/SV':>9} {'cirq/quimb':>10} {'1st call':>9}"
+    header = f"{'N':>3} {'L':>3} {'torch SV':>10} {'quimb':>10} {'cirq fwd':>10} {'quimb/SV':>9} {'cirq/quimb':>10} {'1st call':>9} {'max|dp|':>8}"
     print("forward+backward median, ms (cirq: forward only); 1 torch thread")
     print(header)
     for r in rows:
         print(
             f"{r['n_qubits']:>3} {r['depth']:>3} {r['torch_sv_ms']:>10.2f} {r['quimb_ms']:>10.2f} "
             f"{r['cirq_forward_ms']:>10.2f} {r['quimb_ms'] / r['torch_sv_ms']:>9.2f} "
-            f"{r['cirq_forward_ms'] / r['quimb_ms']:>10.2f} {r['quimb_first_call_s']:>8.2f}s"
+            f"{r['cirq_forward_ms'] / r['quimb_ms']:>10.2f} {r['quimb_first_call_s']:>8.2f}s "
+            f"{r['max_abs_diff_vs_torch_sv']:>8.1e}"
         )
 
 
