@@ -1,5 +1,7 @@
 """Backends against Cirq's own simulator: values, gradients, batching, tree reuse and refusals."""
 
+import json
+
 import cirq
 import numpy as np
 import pytest
@@ -180,3 +182,14 @@ def test_rotation_gates_are_absorbed_into_constant_blocks():
     compiled = QuimbBackend().compile(build_ansatz("qpa", n_qubits=6, depth=4))
     assert all(len(positions) == 0 for positions in compiled.plan.standalone)
     assert len(compiled.input_indices(batched=False)) < 6 * 4
+
+
+def test_corrupt_stored_path_is_searched_again(tmp_path):
+    ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
+    QuimbBackend(trees=TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)).compile(ansatz).probabilities(torch.zeros(8))
+    (stored,) = tmp_path.glob("*.json")
+    stored.write_text("{not json")
+    trees = TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)
+    probs = QuimbBackend(trees=trees).compile(ansatz).probabilities(torch.zeros(8))
+    assert trees.searches == 1 and probs[0].item() == pytest.approx(1.0)
+    assert json.loads(stored.read_text())

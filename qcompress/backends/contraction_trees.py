@@ -48,8 +48,11 @@ class TreeCache:
         stored = self.directory / f"{key}.json" if self.directory else None
         if stored is None or not stored.exists():
             return None
-        path = [tuple(pair) for pair in json.loads(stored.read_text())]
-        return cotengra.array_contract_tree(inputs, output, sizes, optimize=path)
+        try:
+            path = [tuple(pair) for pair in json.loads(stored.read_text())]
+            return cotengra.array_contract_tree(inputs, output, sizes, optimize=path)
+        except (ValueError, TypeError, IndexError, KeyError):
+            return None  # an unreadable or foreign file is only a lost cache entry: search again
 
     def _search(self, key: str, inputs, output, sizes) -> cotengra.ContractionTree:
         self.searches += 1
