@@ -13,13 +13,14 @@ def test_inspect_prints_paper_counts(run_cli):
 def test_inspect_json_diagram_and_timing(run_cli):
     result = run_cli(
         "inspect", "--target-weights", "100", "--n-mlp", "16", "--depth", "2", "--hidden", "8,8",
-        "--activation", "relu", "--diagram", "--time", "--json",
+        "--activation", "relu", "--diagram", "--time", "--threads", "1", "--json",
     )
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
     assert (info["n_qubits"], info["n_chunks"], info["generated_weights"]) == (3, 7, 100)
     assert info["trainable_parameters"] == 6 + (4 * 8 + 8) + (8 * 8 + 8) + (8 * 16 + 16)
     assert info["timing"]["pass"] == "forward+backward" and info["timing"]["median_ms"] > 0
+    assert info["timing"]["threads"] == 1
     assert "Ry(theta_1_2)" in info["diagram"]
 
 

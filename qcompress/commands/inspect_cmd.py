@@ -78,7 +78,8 @@ def print_summary(info: dict[str, Any]) -> None:
         ("backend / ansatz", f"{info['backend']} / {info['ansatz']}"),
     ]
     if "timing" in info:
-        rows.append((f"time ({info['timing']['pass']})", f"{info['timing']['median_ms']:.2f} ms (median)"))
+        timing = info["timing"]
+        rows.append((f"time ({timing['pass']})", f"{timing['median_ms']:.2f} ms (median, {timing['threads']} threads)"))
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         typer.echo(f"{name:<{width}}  {value}")
@@ -99,11 +100,16 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed for circuit angles and MLP initialisation."),
         diagram: bool = typer.Option(False, "--diagram", help="Also print the circuit as a Cirq text diagram."),
         timing: bool = typer.Option(False, "--time", help="Also time one generator pass (median of 5; forward+backward when trainable)."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="torch CPU threads for --time (default: torch's own choice; 1 is often fastest for small circuits)."
+        ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table (for scripts)."),
     ) -> None:
         """Show a QPA generator's qubits, chunking, parameter counts and compression (optionally diagram and timing)."""
         if weights is None:
             raise InputError("missing --weights M: the number of adapter weights to generate (e.g. --weights 460800)")
+        import torch
+
         from qcompress.config import validated
         from qcompress.generators.qpa import QPAGenerator, QPAGeneratorConfig
 
@@ -116,7 +122,9 @@ def register(app: typer.Typer) -> None:
         generator = QPAGenerator(weights, config)
         info = summary(generator)
         if timing:
-            info["timing"] = time_generator(generator, repeats=5)
+            if threads is not None:
+                torch.set_num_threads(threads)
+            info["timing"] = {**time_generator(generator, repeats=5), "threads": torch.get_num_threads()}
         if diagram:
             info["diagram"] = generator.circuit_diagram()
         if as_json:
