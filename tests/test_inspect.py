@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 
 def test_inspect_prints_paper_counts(run_cli):
     result = run_cli("inspect", "--weights", "460800")
@@ -10,7 +12,17 @@ def test_inspect_prints_paper_counts(run_cli):
         assert text in result.stdout
 
 
-def test_inspect_json_diagram_and_timing(run_cli):
+@pytest.fixture
+def restore_torch_threads():
+    """--threads changes torch's process-wide setting; put it back for the tests that follow."""
+    import torch
+
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_inspect_json_diagram_and_timing(run_cli, restore_torch_threads):
     result = run_cli(
         "inspect", "--target-weights", "100", "--n-mlp", "16", "--depth", "2", "--hidden", "8,8",
         "--activation", "relu", "--diagram", "--time", "--threads", "1", "--json",
