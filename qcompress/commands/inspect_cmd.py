@@ -45,6 +45,7 @@ def time_generator(generator: Any, repeats: int) -> dict[str, Any]:
 
 
 def summary(generator: Any) -> dict[str, Any]:
+    """The counts a user weighs before training: one dict, so the table and --json cannot disagree."""
     circuit_params = generator.angles.numel()
     trainable = generator.trainable_parameters()
     return {
@@ -64,6 +65,7 @@ def summary(generator: Any) -> dict[str, Any]:
 
 
 def print_summary(info: dict[str, Any]) -> None:
+    """Aligned two-column table of :func:`summary` (plus timing when measured)."""
     rows = [
         ("qubits N", f"{info['n_qubits']}"),
         ("depth L", f"{info['depth']}"),
