@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--work", type=Path, default=None, help="Where to write the two artifacts (default: a temp dir).")
+    parser.add_argument("--reuse", action="store_true", help="Reuse artifacts already in --work (export is deterministic).")
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
     args = parser.parse_args()
 
@@ -119,6 +120,10 @@ def main() -> None:
 
     export_seconds, sizes = {}, {}
     for name, model in (("merged", merged), ("base", loaded.model)):
+        if args.reuse and (work / name / "manifest.json").is_file():
+            sizes[name] = {sub: directory_size(work / name / sub) for sub in ("model", "onnx")}
+            print(f"reusing {work / name}")
+            continue
         start = time.perf_counter()
         manifest = export_artifact(
             model, loaded.tokenizer, work / name, source={"kind": "bench", "spec": args.model, "model": name}, force=True
@@ -142,7 +147,8 @@ def main() -> None:
         speed = row["tokens_per_second"]
         print(f"{name:<24}{speed:>8.1f}{row['first_token_ms']:>10.1f}{speed / peft_speed:>9.2f}{speed / base_ort:>14.3f}")
     for name, size in sizes.items():
-        print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB, export {export_seconds[name]:.1f} s")
+        took = f", export {export_seconds[name]:.1f} s" if name in export_seconds else ""
+        print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB{took}")
     if args.json_path:
         report = {
             "model": args.model, "threads": args.threads, "new_tokens": args.new_tokens, "prompts": list(PROMPTS),
