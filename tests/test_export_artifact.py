@@ -161,7 +161,8 @@ def test_parity_failure_exits_3_and_writes_nothing(tiny_gpt2_dir, tmp_path, run_
 
 @pytest.mark.parametrize(
     ("option", "value", "message"),
-    [("--format", "safetensors,gguf-nope", "unknown exporter"), ("--dtype", "int4", "unknown dtype"), ("--atol", "-1", "atol")],
+    [("--format", "safetensors,gguf-nope", "unknown exporter"), ("--dtype", "int4", "unknown dtype"), ("--atol", "-1", "atol"),
+     ("--opset", "12", "opset")],
 )
 def test_bad_options_are_input_errors(tiny_gpt2_dir, tmp_path, run_cli, option, value, message):
     result = run_cli("export", tiny_gpt2_dir, "--out", tmp_path / "out", option, value)

@@ -18,17 +18,18 @@ from qcompress.errors import InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
 from qcompress.export.files import make_readable, replace_directory
 from qcompress.export.manifest import build_manifest
+from qcompress.export.source import parameter_count
 from qcompress.models import staging_directory
 
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = MIN_OPSET = 18
+MAX_OPSET = 23
 SMALL_MODEL_PARAMS = 50_000_000
 
 
 def default_atol(model: Any) -> float:
     """1e-4 for small models; 1e-3 above ~50M parameters, where float32 summation order alone
     moves logits by a few 1e-4 across deep stacks."""
-    params = sum(p.numel() for p in model.parameters())
-    return 1e-4 if params < SMALL_MODEL_PARAMS else 1e-3
+    return 1e-4 if parameter_count(model) < SMALL_MODEL_PARAMS else 1e-3
 
 
 def resolve_options(model: Any, dtype: str, atol: float | None, opset: int, prompts: list[str] | None) -> ExportOptions:
@@ -36,8 +37,8 @@ def resolve_options(model: Any, dtype: str, atol: float | None, opset: int, prom
         raise InputError(f"unknown dtype {dtype!r}; choose one of: {', '.join(DTYPES)}")
     if atol is not None and not atol > 0:
         raise InputError(f"atol must be > 0, got {atol}")
-    if not 14 <= opset <= 23:
-        raise InputError(f"opset must be between 14 and 23, got {opset}")
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise InputError(f"opset must be between {MIN_OPSET} and {MAX_OPSET} (torch's dynamo exporter), got {opset}")
     chosen = tuple(prompts) if prompts else DEFAULT_PROMPTS
     return ExportOptions(dtype=dtype, atol=atol if atol is not None else default_atol(model), opset=opset, prompts=chosen)
 
