@@ -33,5 +33,9 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
+# The fast benchmarks (minutes on 2 cores); see README "Benchmarks" for the long ones.
+bench: setup
+	$(BIN)/python tools/bench_generator.py --json runs/bench/generator.json
+
 clean:
 	rm -rf $(VENV) runs artifacts

@@ -63,13 +63,14 @@ def main() -> None:
     except typer.Abort:
         typer.secho("aborted", err=True)
         sys.exit(130)
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
+    except typer.TyperException as error:  # usage errors (bad option values): one line too, not click's three
+        format_message = getattr(error, "format_message", None)
+        if format_message is None:
+            raise
+        context = getattr(error, "ctx", None)
+        where = f" (see {context.command_path} --help)" if context is not None else ""
+        typer.secho(f"error: {format_message()}{where}", err=True, fg=typer.colors.RED)
+        sys.exit(getattr(error, "exit_code", 2))
 
 
 if __name__ == "__main__":

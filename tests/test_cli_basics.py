@@ -26,3 +26,10 @@ def test_registry_lists_builtins_through_entry_points():
 def test_registry_unknown_name_is_one_line_error():
     with pytest.raises(InputError, match="unknown backend 'nope'; choose one of"):
         registry.get("backend", "nope")
+
+
+@pytest.mark.parametrize("args", [["fit", "--out", "x", "--rank", "abc"], ["fit", "--bogus"], ["no-such-command"]])
+def test_usage_errors_are_one_line_with_exit_code_2(run_cli, args):
+    result = run_cli(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
