@@ -40,7 +40,13 @@ def get(kind: str, name: str) -> Any:
     eps = _entry_points(kind)
     if name not in eps:
         raise InputError(f"unknown {kind} {name!r}; choose one of: {', '.join(names(kind))}")
-    return eps[name].load()
+    try:
+        return eps[name].load()
+    except (ImportError, AttributeError) as error:
+        raise InputError(
+            f"{kind} {name!r} is registered by {eps[name].value} but cannot be loaded ({error}): "
+            "reinstall the package that provides it"
+        ) from None
 
 
 def register(kind: str, name: str, obj: Any) -> None:
