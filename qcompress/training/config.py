@@ -17,6 +17,7 @@ from pydantic import Field, model_validator
 from qcompress.config import StrictModel, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
+from qcompress.methods.qtha_config import QthaConfig
 
 
 class AdapterConfig(StrictModel):
@@ -49,6 +50,7 @@ class FitConfig(StrictModel):
     method: str = "qpa-lora"
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
     qpa: QPAGeneratorConfig = Field(default_factory=QPAGeneratorConfig)
+    qtha: QthaConfig = Field(default_factory=QthaConfig)
 
     steps: int = Field(100, ge=1)
     lr: float | None = Field(None, gt=0, description="default: the method's own")
