@@ -16,13 +16,21 @@ def register(app: typer.Typer) -> None:
         seq_len: int = typer.Option(256, min=2, help="Window length in tokens."),
         stride: int = typer.Option(128, min=1, help="Window advance; tokens get at least seq_len - stride of context."),
         max_tokens: int = typer.Option(8192, min=2, help="Score the first this-many held-out tokens."),
+        shots: int = typer.Option(None, "--shots", min=1, help="QPA run: collapse from K measured shots instead of exact probabilities."),
+        noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
+        backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Token-weighted sliding-window perplexity on held-out text (same definition as qcompress fit)."""
         from qcompress.training.eval_target import evaluate_target
 
-        result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens)
+        from qcompress.backends.sampled import sampler_backend
+
+        measure = sampler_backend(backend, shots, noise, seed)
+        result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens, measure)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
-            typer.echo(f"{target} ({result['kind']}): perplexity {result['perplexity']:.3f} over {result['tokens']} tokens of {result['data']}")
+            measured = f" measured as {result['measurement']}" if measure is not None else ""
+            typer.echo(f"{target} ({result['kind']}){measured}: perplexity {result['perplexity']:.3f} over {result['tokens']} tokens of {result['data']}")

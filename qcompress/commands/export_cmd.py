@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
         atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
         force: bool = typer.Option(False, "--force", help="Replace an existing --out (only after the new artifact is complete)."),
+        shots: int = typer.Option(None, "--shots", min=1, help="QPA run: build the weights from K measured shots (as hardware would), recorded in the manifest."),
+        noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
+        backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
     ) -> None:
         """Export a trained run (adapters collapsed into dense weights) or a base model for deployment."""
@@ -43,8 +47,11 @@ def register(app: typer.Typer) -> None:
 
         formats = [name.strip() for name in format.split(",") if name.strip()]
         check_out_dir(out, force)
+        from qcompress.backends.sampled import sampler_backend
+
+        measure = sampler_backend(backend, shots, noise, seed)
         progress(f"loading {source}")
-        loaded = load_source(source)
+        loaded = load_source(source, measure)
         manifest = export_artifact(
             loaded.model, loaded.tokenizer, out, source=loaded.description, formats=formats, dtype=dtype,
             atol=atol, force=force, opset=opset, command=shlex.join(["qcompress", *sys.argv[1:]]), progress=progress,

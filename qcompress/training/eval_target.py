@@ -7,8 +7,12 @@ numbers are directly comparable (that is the point of ``qcompress eval``).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qcompress.training.run_dir import HEADER
+
+if TYPE_CHECKING:
+    from qcompress.backends.sampled import SamplerBackend
 
 ARTIFACT_MANIFEST = "manifest.json"
 
@@ -23,14 +27,18 @@ def target_kind(target: str) -> str:
 
 
 def evaluate_target(
-    target: str, data: str | None, eval_data: str | None, seq_len: int, stride: int, max_tokens: int
+    target: str, data: str | None, eval_data: str | None, seq_len: int, stride: int, max_tokens: int,
+    measure: SamplerBackend | None = None,
 ) -> dict:
+    """Perplexity of ``target``; with ``measure`` a run is first collapsed from measured (sampled/noisy) probabilities."""
     from qcompress.data import eval_tokens, load_corpus
     from qcompress.errors import InputError
 
     if stride > seq_len:
         raise InputError(f"--stride ({stride}) must not exceed --seq-len ({seq_len})")
     kind = target_kind(target)
+    if measure is not None and kind != "run":
+        raise InputError(f"--shots/--noise re-measure a trained circuit: give a run directory of a qpa-* method, not a {kind}")
     if kind == "artifact":
         from transformers import AutoTokenizer
 
@@ -48,6 +56,10 @@ def evaluate_target(
 
             run = load_run(Path(target))
             model, tokenizer = run.adapted.model, run.tokenizer
+            if measure is not None:
+                from qcompress.backends.sampled import collapse_measured
+
+                model = collapse_measured(run.adapted, run.method, measure)
             corpus = load_corpus(data or run.config.data, eval_data or (None if data else run.config.eval_data))
         else:
             from qcompress.models import load_model
@@ -57,4 +69,6 @@ def evaluate_target(
             corpus = load_corpus(data or "austen", eval_data)
         tokens = eval_tokens(corpus.eval_texts, tokenizer)[:max_tokens]
         result = perplexity(model, tokens, seq_len, stride)
+    if measure is not None:
+        result["measurement"] = measure.measurement().describe()
     return {"target": target, "kind": kind, "data": corpus.description, "seq_len": seq_len, "stride": stride, **result}
