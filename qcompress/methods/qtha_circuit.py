@@ -50,43 +50,61 @@ class QthaStatevector(torch.nn.Module):
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
         self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
+        initial = torch.zeros(2, 1, 2**n_qubits)
+        initial[0, 0, 0] = 1.0  # |0...0>, real
+        self.register_buffer("initial", initial, persistent=False)
 
-    def _apply_wall(self, state: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
-        """Apply RY on every qubit; ``matrices`` (r, 2, 2) shared or (tokens, r, 2, 2) per token.
+    def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
+        """The trained gates as arrays, per layer: ring phases (cos, sin) and RY-wall Kronecker blocks.
 
-        One einsum per chunk, so per-token blocks become one batched matmul over tokens."""
-        token = "t" if matrices.ndim == 4 else ""
-        first = 0
-        for axis, size in enumerate(self.chunks):
-            block = kron_all(matrices[..., first : first + size, :, :])
-            first += size
-            legs = "abcdefgh"[: len(self.chunks)]
+        Training calls this every step; the deployed model calls it once and keeps the result as
+        constants, so its graph holds no trigonometry of trained angles."""
+        shape = tuple(2**size for size in self.chunks)
+        rings = self.forward_ring.shape[1]
+        gates: list[torch.Tensor] = []
+        for layer in weights.reshape(self.depth, -1):
+            forward_angles, first_wall = layer[:rings], layer[rings : rings + self.n_qubits]
+            backward_angles, second_wall = layer[rings + self.n_qubits : -self.n_qubits], layer[-self.n_qubits :]
+            for ring, angles, wall in ((self.forward_ring, forward_angles, first_wall),
+                                       (self.backward_ring, backward_angles, second_wall)):
+                phase = (ring @ angles).reshape(shape)
+                gates += [torch.cos(phase), torch.sin(phase), *self._blocks(ry_matrices(wall))]
+        return gates
+
+    def _blocks(self, matrices: torch.Tensor) -> list[torch.Tensor]:
+        """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices."""
+        bounds = torch.tensor([0, *self.chunks]).cumsum(0).tolist()
+        return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], per_token: bool) -> torch.Tensor:
+        """Apply one Kronecker block per chunk: one einsum each (a batched matmul over tokens if per token)."""
+        legs = "abcdefgh"[: len(self.chunks)]
+        token = "t" if per_token else ""
+        for axis, block in enumerate(blocks):
             out = legs.replace(legs[axis], "z")
             state = torch.einsum(f"st{legs},{token}z{legs[axis]}->st{out}", state, block)
         return state
 
     @staticmethod
-    def _apply_phase(state: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """Multiply every amplitude by exp(i*phase) (phase over basis states, shaped like one token's state)."""
-        cos, sin = torch.cos(phase), torch.sin(phase)
+    def _apply_phase(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """Multiply every amplitude by exp(i*phase), the (re, im) pair on axis 0."""
         real, imag = state[0], state[1]
         return torch.stack([real * cos - imag * sin, real * sin + imag * cos])
 
-    def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        tokens = data.shape[0]
+    def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
+        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r)."""
         shape = tuple(2**size for size in self.chunks)
-        state = torch.zeros(2, tokens, 2**self.n_qubits, dtype=data.dtype, device=data.device)
-        state[0, :, 0] = 1.0
-        state = state.reshape(2, tokens, *shape)
-        encoding = ry_matrices(data)  # (tokens, r, 2, 2), re-uploaded in every layer
-        rings = self.forward_ring.shape[1]
-        for layer in weights.reshape(self.depth, -1):
-            forward_angles, walls = layer[:rings], layer[rings:]
-            state = self._apply_wall(state, encoding)
-            state = self._apply_phase(state, (self.forward_ring @ forward_angles).reshape(shape))
-            state = self._apply_wall(state, ry_matrices(walls[: self.n_qubits]))
-            backward_angles = walls[self.n_qubits : self.n_qubits + rings]
-            state = self._apply_phase(state, (self.backward_ring @ backward_angles).reshape(shape))
-            state = self._apply_wall(state, ry_matrices(walls[self.n_qubits + rings :]))
+        tokens = data.shape[0]
+        state = self.initial.expand(2, tokens, -1).reshape(2, tokens, *shape)
+        encoding = self._blocks(ry_matrices(data))  # per token, re-uploaded in every layer
+        per_half = 2 + len(self.chunks)
+        for layer in range(self.depth):
+            state = self._apply_wall(state, encoding, per_token=True)
+            for half in range(2):
+                cos, sin, *blocks = gates[(2 * layer + half) * per_half : (2 * layer + half + 1) * per_half]
+                state = self._apply_wall(self._apply_phase(state, cos, sin), blocks, per_token=False)
         probabilities = state.square().sum(0).reshape(tokens, -1)
         return probabilities @ self.signs
+
+    def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        return self.run(self.prepare(weights), data)

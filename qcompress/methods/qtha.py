@@ -1,0 +1,190 @@
+"""``qtha``: Quantum Tensor Hybrid Adaptation beside each frozen target layer.
+
+    h = TT_A(dropout(x))            tensor train in_features -> inner (default 256)
+    a = MLP_A(h)                     Linear(inner -> r)
+    y = QW(Q(a)) + CW(a)             Q: the r-qubit circuit per token (<Z_i> readout), QW, CW: Linear(r -> r)
+    out = base(x) + TT_B(MLP_B(y)) * alpha / r     MLP_B: Linear(r -> inner), TT_B: inner -> out_features
+
+TT_B's last core starts at zero, so training starts at the base model. The quantum part depends on
+the input, so collapse cannot merge it into a matrix: it folds every linear piece into the base
+weight and returns the model with each target replaced by a
+:class:`~qcompress.export.qtha_module.QthaDeployed` (merged weight + constant-gate circuit).
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+from transformers.pytorch_utils import Conv1D
+
+from qcompress.circuits.base import init_weights
+from qcompress.circuits.qtha_ansatz import build_qtha_ansatz, check_size
+from qcompress.errors import InputError
+from qcompress.export.qtha_module import NOT_A_PLAIN_MODEL, QthaDeployed
+from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.qtha_circuit import QthaStatevector
+from qcompress.methods.tensor_train import TTLinear
+from qcompress.models import resolve_target_modules
+from qcompress.training.config import FitConfig
+
+
+def base_features(layer: torch.nn.Module) -> tuple[int, int]:
+    """(in_features, out_features) of an nn.Linear or a GPT-2 Conv1D (whose weight is stored transposed)."""
+    if isinstance(layer, Conv1D):
+        return layer.weight.shape[0], layer.weight.shape[1]
+    return layer.in_features, layer.out_features
+
+
+def base_weight_bias(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weight as (out, in) float64 and bias (or None), whatever the layer kind."""
+    weight = layer.weight.detach().double()
+    bias = None if layer.bias is None else layer.bias.detach().double()
+    return (weight.T if isinstance(layer, Conv1D) else weight), bias
+
+
+class QthaLayer(torch.nn.Module):
+    """A frozen base layer with the QTHA branch beside it (trainable: everything but ``base``)."""
+
+    def __init__(self, base: torch.nn.Module, config: FitConfig, circuit, angles: torch.Tensor) -> None:
+        super().__init__()
+        qtha, rank = config.qtha, config.adapter.rank
+        in_features, out_features = base_features(base)
+        self.base = base
+        self.rank, self.scale = rank, config.adapter.effective_alpha / rank
+        self.dropout = torch.nn.Dropout(config.adapter.dropout)
+        self.tt_a = TTLinear(in_features, qtha.inner, qtha.cores, qtha.bond)
+        self.mlp_a = torch.nn.Linear(qtha.inner, rank)
+        self.angles = torch.nn.Parameter(angles)
+        self.qw = torch.nn.Linear(rank, rank)
+        self.cw = torch.nn.Linear(rank, rank)
+        self.mlp_b = torch.nn.Linear(rank, qtha.inner)
+        self.tt_b = TTLinear(qtha.inner, out_features, qtha.cores, qtha.bond, zero_last=True)
+        self._circuit = (circuit,)  # shared by all layers; a tuple so it is not registered (no state)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.mlp_a(self.tt_a(self.dropout(x)))
+        q = self._circuit[0](self.angles, a.reshape(-1, self.rank)).reshape(a.shape)
+        return self.base(x) + self.tt_b(self.mlp_b(self.qw(q) + self.cw(a))) * self.scale
+
+    def deployed(self, depth: int) -> QthaDeployed:
+        """Fold every linear piece (in float64; TT matrices from quimb) around the circuit."""
+        with torch.no_grad():
+            tt_a, tt_b = self.tt_a.dense_quimb().double(), self.tt_b.dense_quimb().double()
+            w_a, b_a = self.mlp_a.weight.double(), self.mlp_a.bias.double()
+            w_b, b_b = self.mlp_b.weight.double(), self.mlp_b.bias.double()
+            to_out = w_b.T @ tt_b * self.scale  # (r, out): y -> branch output
+            weight, bias = base_weight_bias(self.base)
+            merged = weight + (tt_a @ w_a.T @ self.cw.weight.double().T @ to_out).T
+            branch_bias = (b_a @ self.cw.weight.double().T + self.cw.bias.double() + self.qw.bias.double()) @ to_out
+            branch_bias = branch_bias + b_b @ tt_b * self.scale
+            bias = branch_bias if bias is None else bias + branch_bias
+            readout = (self.qw.weight.double().T @ to_out).T  # (out, r)
+            encode = (tt_a @ w_a.T).T  # (r, in)
+            return QthaDeployed(merged.float(), bias.float(), encode.float(), b_a.float(), readout.float(),
+                                self.angles.detach().float(), depth)
+
+
+def make_circuit(rank: int, depth: int, simulator: str):
+    """The per-token circuit ``(weights, data) -> <Z>``: plain-torch state vector, or the quimb backend (reference)."""
+    if simulator == "statevector":
+        return QthaStatevector(rank, depth)
+    from qcompress.backends.quimb_backend import QuimbBackend
+
+    return QuimbBackend().compile(build_qtha_ansatz(rank, depth)).expectation_z
+
+
+def target_layers(model: PreTrainedModel, targets) -> list[tuple[str, torch.nn.Module]]:
+    """(full name, module) of every linear layer the targets name, in module order."""
+    names = resolve_target_modules(model, targets)
+    return [
+        (name, module) for name, module in model.named_modules()
+        if isinstance(module, (torch.nn.Linear, Conv1D)) and any(name == t or name.endswith("." + t) for t in names)
+    ]
+
+
+def replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
+    parent, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent) if parent else model, child, new)
+
+
+class QthaAdapted(AdaptedModel):
+    def __init__(self, model: PreTrainedModel, config: FitConfig):
+        rank = config.adapter.rank
+        self.depth = config.qtha.layers or rank
+        check_size(rank, self.depth)
+        self.config = config
+        self.model = model
+        self.ansatz = build_qtha_ansatz(rank, self.depth)
+        circuit = make_circuit(rank, self.depth, config.qtha.simulator)
+        model.requires_grad_(False)
+        self.layers: dict[str, QthaLayer] = {}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            for index, (name, base) in enumerate(target_layers(model, config.adapter.targets)):
+                layer = QthaLayer(base, config, circuit, init_weights(self.ansatz, config.seed + index))
+                replace_module(model, name, layer)
+                self.layers[name] = layer
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().contiguous() for name, p in self.model.named_parameters() if p.requires_grad}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        expected = dict((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
+        mismatched = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
+        if mismatched:
+            raise InputError(
+                f"saved QTHA adapter does not fit this configuration (first mismatch: {mismatched[0]}): "
+                "the run's config and adapter.safetensors disagree; re-run qcompress fit"
+            )
+        with torch.no_grad():
+            for name, tensor in state.items():
+                expected[name].copy_(tensor)
+
+    def counts(self) -> dict[str, int]:
+        rank = self.config.adapter.rank
+        lora = sum(rank * sum(base_features(layer.base)) for layer in self.layers.values())
+        tt = sum(layer.tt_a.n_parameters() + layer.tt_b.n_parameters() for layer in self.layers.values())
+        circuit = sum(layer.angles.numel() for layer in self.layers.values())
+        deployed = sum((rank + 1) * sum(base_features(layer.base)) for layer in self.layers.values())
+        return {
+            "trainable": sum(p.numel() for p in self.trainable_parameters()),
+            # the branch that survives collapse: encode (r x in, r), readout (out x r), bias (out), gates
+            "adapter_weights": deployed + circuit,
+            "lora_equivalent": lora,
+            "tensor_train": tt,
+            "circuit": circuit,
+            "qubits": rank,
+            "layers": self.depth,
+        }
+
+    def collapse(self) -> PreTrainedModel:
+        for name, layer in self.layers.items():
+            replace_module(self.model, name, layer.deployed(self.depth))
+        self.layers = {}
+        self.model.qcompress_unsupported_formats = {"safetensors": NOT_A_PLAIN_MODEL}
+        self.model.eval()
+        return self.model
+
+    def describe(self) -> str:
+        shapes = {}
+        for name, layer in self.layers.items():
+            shapes.setdefault(name.rsplit(".", 1)[-1], (layer.tt_a.shape_text(), layer.tt_b.shape_text()))
+        counts = self.counts()
+        lines = [f"QTHA: r={self.config.adapter.rank} qubits, L={self.depth} layers, {len(self.layers)} adapted layers"]
+        for target, (tt_a, tt_b) in shapes.items():
+            lines += [f"{target}: TT_A {tt_a}", f"{target}: TT_B {tt_b}"]
+        lines.append(f"trainable {counts['trainable']:,} vs LoRA r={self.config.adapter.rank} {counts['lora_equivalent']:,} "
+                     f"({100 * counts['trainable'] / counts['lora_equivalent']:.1f}%); tensor trains {counts['tensor_train']:,}, "
+                     f"circuit angles {counts['circuit']:,}")
+        return "\n".join(lines) + "\n" + str(self.ansatz.circuit) + "\n"
+
+
+class QthaMethod(Method):
+    name = "qtha"
+    default_lr = 1e-3
+
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> QthaAdapted:
+        return QthaAdapted(model, config)

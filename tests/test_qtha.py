@@ -1,0 +1,135 @@
+"""QTHA: circuit vs Cirq, batched vs per-token contraction, tensor trains vs dense, collapse parity, bad configs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qcompress.backends.cirq_backend import CirqBackend
+from qcompress.backends.quimb_backend import QuimbBackend
+from qcompress.circuits import build_ansatz, init_weights
+from qcompress.circuits.qtha_ansatz import MAX_QUBITS, weights_per_layer
+from qcompress.errors import InputError
+from qcompress.methods import get_method
+from qcompress.methods.qtha_circuit import QthaStatevector
+from qcompress.methods.tensor_train import TTLinear, bond_dimensions, factorize
+from qcompress.models import load_model
+
+from fit_helpers import tiny_config
+
+
+@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (3, 2), (5, 2)])
+def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
+    ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)
+    assert len(ansatz.weight_symbols) == depth * weights_per_layer(n_qubits)
+    weights = init_weights(ansatz, seed=n_qubits)
+    data = torch.randn(3, n_qubits, generator=torch.Generator().manual_seed(depth)) * 2
+    expected = CirqBackend().compile(ansatz, torch.float64).expectation_z(weights.double(), data.double())
+    quimb = QuimbBackend().compile(ansatz, torch.float64).expectation_z(weights.double(), data.double())
+    plain = QthaStatevector(n_qubits, depth)(weights, data)
+    assert torch.allclose(quimb, expected, atol=1e-10)
+    assert torch.allclose(plain.double(), expected, atol=1e-5)
+    assert expected.abs().max() > 1e-3  # a non-trivial state, not all <Z> = 0
+
+
+def test_batched_contraction_equals_one_token_at_a_time():
+    ansatz = build_ansatz("qtha", n_qubits=4, depth=2)
+    weights = init_weights(ansatz, seed=1).double()
+    data = torch.randn(6, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    compiled = QuimbBackend().compile(ansatz, torch.float64)
+    batched = compiled.expectation_z(weights, data)
+    one_by_one = torch.cat([compiled.expectation_z(weights, row[None]) for row in data])
+    assert torch.allclose(batched, one_by_one, atol=1e-12)
+    plain = QthaStatevector(4, 2)
+    assert torch.allclose(plain(weights.float(), data.float()), torch.cat([plain(weights.float(), row[None].float()) for row in data]), atol=1e-6)
+
+
+def test_statevector_gradients_match_quimb():
+    ansatz = build_ansatz("qtha", n_qubits=3, depth=2)
+    grads = []
+    for simulate in (QthaStatevector(3, 2), QuimbBackend().compile(ansatz).expectation_z):
+        weights = init_weights(ansatz, seed=2).requires_grad_()
+        data = torch.linspace(-1, 1, 6).reshape(2, 3).requires_grad_()
+        (simulate(weights, data) * torch.arange(6.0).reshape(2, 3)).sum().backward()
+        grads.append((weights.grad, data.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5) and torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
+
+
+def test_factorisation_and_exact_parameter_counts():
+    assert factorize(576, 4) == (6, 6, 4, 4) and factorize(192, 4) == (4, 4, 4, 3) and factorize(7, 4) == (7, 1, 1, 1)
+    assert bond_dimensions((2, 1), (2, 1), 8) == (1, 1, 1)  # a bond never exceeds what one side can carry
+    layer = TTLinear(576, 256, cores=4, bond=8)
+    # cores (1,6,4,8) (8,6,4,8) (8,4,4,8) (8,4,4,1)
+    assert layer.n_parameters() == 6 * 4 * 8 + 8 * 6 * 4 * 8 + 8 * 4 * 4 * 8 + 8 * 4 * 4 == 2880
+    assert "576=6x6x4x4 -> 256=4x4x4x4" in layer.shape_text()
+
+
+def test_tensor_train_contraction_equals_its_dense_matrix():
+    torch.manual_seed(0)
+    layer = TTLinear(96, 40, cores=3, bond=5)
+    x = torch.randn(7, 96)
+    dense = layer.dense()
+    assert torch.allclose(layer.dense_quimb(), dense, atol=1e-6)
+    # one entry by its definition: the product of core slices along the chain
+    assert (layer.in_dims, layer.out_dims) == ((6, 4, 4), (5, 4, 2))
+    i, j = (1, 3, 0), (2, 1, 1)  # digits of row/column in the factorised dims
+    product = torch.ones(1, 1)
+    for core, a, b in zip(layer.cores, i, j):
+        product = product @ core[:, a, b, :]
+    row = (i[0] * layer.in_dims[1] + i[1]) * layer.in_dims[2] + i[2]
+    col = (j[0] * layer.out_dims[1] + j[1]) * layer.out_dims[2] + j[2]
+    assert torch.allclose(dense[row, col], product[0, 0], atol=1e-6)
+    assert torch.allclose(layer(x), x @ dense, atol=1e-5)
+    assert TTLinear(40, 96, cores=3, bond=5, zero_last=True).dense().abs().max() == 0
+
+
+def _attached(model_dir, corpus_dir, **extra):
+    config = tiny_config(model_dir, corpus_dir, method="qtha", **{"adapter.rank": 3, "qtha.inner": 16, **extra})
+    loaded = load_model(config.model)
+    return get_method("qtha").attach(loaded.model, config), loaded
+
+
+def test_starts_at_the_base_model_and_collapses_with_parity(tiny_model_dir, corpus_dir):
+    ids = torch.randint(0, 300, (2, 10), generator=torch.Generator().manual_seed(0))
+    adapted, _ = _attached(tiny_model_dir, corpus_dir)
+    base = load_model(str(tiny_model_dir)).model
+    with torch.no_grad():
+        assert torch.equal(adapted.model(input_ids=ids).logits, base(input_ids=ids).logits)
+        for parameter in adapted.trainable_parameters():  # move away from the zero start
+            parameter.add_(torch.randn_like(parameter) * 0.3)
+        trained = adapted.model(input_ids=ids).logits
+        assert (trained - base(input_ids=ids).logits).abs().max() > 1e-3
+        collapsed = adapted.collapse()
+        assert collapsed.qcompress_unsupported_formats["safetensors"]
+        assert (collapsed(input_ids=ids).logits - trained).abs().max() <= 1e-4
+
+
+def test_counts_and_state_round_trip(tiny_gpt2_dir, corpus_dir):
+    adapted, _ = _attached(tiny_gpt2_dir, corpus_dir)
+    counts = adapted.counts()
+    assert counts["lora_equivalent"] == 2 * 3 * (32 + 96)  # two c_attn layers, r (in + out)
+    assert counts["trainable"] == sum(p.numel() for p in adapted.trainable_parameters())
+    assert counts["circuit"] == 2 * 3 * weights_per_layer(3)  # L defaults to r
+    state = adapted.trainable_state()
+    other, _ = _attached(tiny_gpt2_dir, corpus_dir, seed=5)
+    other.load_trainable_state(state)
+    assert all(torch.equal(state[k], v) for k, v in other.trainable_state().items())
+    with pytest.raises(InputError, match="does not fit"):
+        other.load_trainable_state({k: v for k, v in state.items() if "angles" not in k})
+
+
+@pytest.mark.parametrize("extra,message", [
+    ({"adapter.rank": MAX_QUBITS + 1}, "simulation limit"),
+    ({"adapter.targets": "no_such_proj"}, "matches no linear layer"),
+])
+def test_bad_configs_are_one_line_input_errors(tiny_gpt2_dir, corpus_dir, extra, message):
+    with pytest.raises(InputError, match=message) as error:
+        _attached(tiny_gpt2_dir, corpus_dir, **extra)
+    assert "\n" not in str(error.value)
+
+
+def test_rank_below_one_is_rejected(tiny_gpt2_dir, corpus_dir):
+    with pytest.raises(InputError, match="rank"):
+        tiny_config(tiny_gpt2_dir, corpus_dir, method="qtha", **{"adapter.rank": 0})
+    with pytest.raises(InputError, match="r >= 1"):
+        build_ansatz("qtha", n_qubits=0, depth=1)
