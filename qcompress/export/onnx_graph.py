@@ -20,7 +20,6 @@ from qcompress.export.kv_cache_wrapper import KvCacheDecoder, cache_geometry, in
 
 EXTERNAL_DATA_LIMIT = 2_000_000_000  # protobuf cannot hold a single file above 2 GB
 EXTERNAL_DATA_NAME = "model.onnx_data"
-AXIS_NAMES = {"input_ids": "sequence_length", "position_ids": "sequence_length", "logits": "sequence_length"}
 
 
 def _example_inputs(model: Any) -> tuple[torch.Tensor, ...]:
@@ -56,7 +55,7 @@ def _rename_axes(proto: onnx.ModelProto) -> None:
         elif value.name == "attention_mask":
             names = {0: "batch_size", 1: "total_sequence_length"}
         else:
-            names = {0: "batch_size", 1: AXIS_NAMES.get(value.name, "sequence_length")}
+            names = {0: "batch_size", 1: "sequence_length"}  # input_ids, position_ids, logits
         for axis, name in names.items():
             if dims[axis].dim_param:
                 dims[axis].dim_param = name
