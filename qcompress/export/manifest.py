@@ -6,25 +6,15 @@ manifest hash itself identifies the artifact.
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 from qcompress.export.exporter import ExportOptions
 from qcompress.export.files import sha256_file
+from qcompress.versions import library_versions
 
 FORMAT_VERSION = 1
 LIBRARIES = ("qcompress", "torch", "transformers", "peft", "onnx", "onnxruntime", "onnxscript", "safetensors", "tokenizers")
-
-
-def library_versions() -> dict[str, str]:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def file_table(root: Path) -> list[dict[str, Any]]:
@@ -47,6 +37,6 @@ def build_manifest(
         "dtype": options.dtype,
         "formats": formats,
         "files": file_table(root),
-        "libraries": library_versions(),
+        "libraries": library_versions(LIBRARIES),
         "command": command,
     }

@@ -2,7 +2,8 @@
 
 Windows of ``seq_len`` tokens advance by ``stride``; each window scores only the tokens no earlier
 window scored, so with ``stride < seq_len`` every scored token sees at least ``seq_len - stride``
-tokens of context. The text is one token stream, so there is no padding to exclude.
+tokens of context. The text is one token stream, so there is no padding to exclude. The window
+plan is the runtime's (torch-free) one, so PyTorch and ONNX Runtime score exactly the same tokens.
 """
 
 from __future__ import annotations
@@ -11,19 +12,7 @@ import math
 
 import torch
 
-
-def window_plan(n_tokens: int, seq_len: int, stride: int) -> list[tuple[int, int, int]]:
-    """(begin, end, n_scored) for each window; n_scored counts the window's last tokens."""
-    plan, previous_end = [], 0
-    for begin in range(0, n_tokens - 1, stride):
-        end = min(begin + seq_len, n_tokens)
-        scored = end - max(previous_end, begin + 1)
-        if scored > 0:
-            plan.append((begin, end, scored))
-        previous_end = end
-        if end == n_tokens:
-            break
-    return plan
+from qcompress.runtime.perplexity import sliding_windows
 
 
 @torch.no_grad()
@@ -32,7 +21,7 @@ def perplexity(model: torch.nn.Module, tokens: torch.Tensor, seq_len: int, strid
     was_training = model.training
     model.eval()
     total_nll, total_tokens = 0.0, 0
-    for begin, end, scored in window_plan(len(tokens), seq_len, stride):
+    for begin, end, scored in sliding_windows(len(tokens), seq_len, stride):
         window = tokens[begin:end].unsqueeze(0)
         logits = model(input_ids=window).logits[0, -scored - 1 : -1].float()
         targets = window[0, -scored:]

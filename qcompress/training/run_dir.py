@@ -10,9 +10,7 @@ RUN_DIR/
 from __future__ import annotations
 
 import json
-import platform
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +24,11 @@ from qcompress.config import validated
 from qcompress.errors import InputError
 from qcompress.methods import AdaptedModel, get_method
 from qcompress.training.config import FitConfig
+from qcompress.versions import library_versions
 
 HEADER = "qcompress.json"
 FORMAT_VERSION = 1
 PACKAGES = ("qcompress", "torch", "transformers", "peft", "quimb", "cotengra", "cirq-core", "safetensors")
-
-
-def library_versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "not installed"
-    return found
 
 
 def write_header(run_dir: Path, config: FitConfig, identity: dict, counts: dict[str, int]) -> dict:
@@ -50,7 +39,7 @@ def write_header(run_dir: Path, config: FitConfig, identity: dict, counts: dict[
         "method": config.method,
         "counts": counts,
         "base_model": identity,
-        "versions": library_versions(),
+        "versions": library_versions(PACKAGES),
     }
     write_json_atomic(run_dir / HEADER, header)
     return header
