@@ -19,12 +19,17 @@ from torch.nn.utils import parametrize
 
 @dataclass(frozen=True)
 class TensorSlot:
-    """One adapter tensor to generate: ``getattr(module, attr)``, optionally zero at step 0."""
+    """One adapter tensor to generate: ``getattr(module, attr)``, optionally zero at step 0.
+
+    ``residual`` slots are the stored initial tensor *plus* the generated values, for tensors that
+    must start at a meaningful non-zero value (DoRA's magnitude starts at the base weights' norms).
+    """
 
     name: str
     module: torch.nn.Module
     attr: str = "weight"
     zero_at_start: bool = False
+    residual: bool = False
 
     @property
     def numel(self) -> int:
@@ -32,17 +37,19 @@ class TensorSlot:
 
 
 class _SliceOf(torch.nn.Module):
-    """Parametrization returning ``owner.current[start:start+n]`` reshaped; ignores the stored tensor."""
+    """Parametrization returning ``owner.current[start:start+n]`` reshaped (added to the stored tensor if residual)."""
 
-    def __init__(self, owner: GeneratedTensors, start: int, shape: torch.Size):
+    def __init__(self, owner: GeneratedTensors, start: int, shape: torch.Size, residual: bool = False):
         super().__init__()
         self._owner = (owner,)  # a tuple, so the owner is not registered as a submodule of every layer
         self.start = start
         self.shape = tuple(shape)
+        self.residual = residual
 
-    def forward(self, _stored: torch.Tensor) -> torch.Tensor:
+    def forward(self, stored: torch.Tensor) -> torch.Tensor:
         flat = self._owner[0].current
-        return flat[self.start : self.start + math.prod(self.shape)].view(self.shape)
+        generated = flat[self.start : self.start + math.prod(self.shape)].view(self.shape)
+        return stored + generated if self.residual else generated
 
 
 class GeneratedTensors(torch.nn.Module):
@@ -72,7 +79,9 @@ class GeneratedTensors(torch.nn.Module):
         start = 0
         for slot in self.slots:
             shape = getattr(slot.module, slot.attr).shape
-            parametrize.register_parametrization(slot.module, slot.attr, _SliceOf(self, start, shape), unsafe=True)
+            parametrize.register_parametrization(
+                slot.module, slot.attr, _SliceOf(self, start, shape, slot.residual), unsafe=True
+            )
             getattr(slot.module.parametrizations, slot.attr).original.requires_grad_(False)
             start += slot.numel
 

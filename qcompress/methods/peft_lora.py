@@ -16,8 +16,8 @@ from qcompress.training.config import FitConfig
 ADAPTER = "default"
 
 
-def attach_peft_lora(model: PreTrainedModel, config: FitConfig) -> PeftModel:
-    """Wrap ``model`` with PEFT LoRA (base frozen); LoRA init is seeded so runs are reproducible."""
+def attach_peft_lora(model: PreTrainedModel, config: FitConfig, use_dora: bool = False) -> PeftModel:
+    """Wrap ``model`` with PEFT LoRA (base frozen; DoRA's weight decomposition if ``use_dora``), seeded init."""
     targets = resolve_target_modules(model, config.adapter.targets)
     lora_config = LoraConfig(
         r=config.adapter.rank,
@@ -27,6 +27,7 @@ def attach_peft_lora(model: PreTrainedModel, config: FitConfig) -> PeftModel:
         fan_in_fan_out=is_conv1d_model(model, targets),
         bias="none",
         task_type="CAUSAL_LM",
+        use_dora=use_dora,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)

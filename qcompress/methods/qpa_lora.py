@@ -22,13 +22,7 @@ from qcompress.training.config import FitConfig
 class QpaLoraAdapted(AdaptedModel):
     def __init__(self, peft_model: PeftModel, config: FitConfig):
         self.model = peft_model
-        groups = [
-            [
-                TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER]),
-                TensorSlot(f"{name}.lora_B", layer.lora_B[ADAPTER], zero_at_start=config.adapter.zero_init),
-            ]
-            for name, layer in lora_layers(peft_model)
-        ]
+        groups = [self.layer_slots(name, layer, config) for name, layer in lora_layers(peft_model)]
         if config.adapter.generator_scope == "shared":
             groups = [[slot for group in groups for slot in group]]
         qpa = config.qpa
@@ -38,6 +32,13 @@ class QpaLoraAdapted(AdaptedModel):
 
         self.generated = GeneratedTensors(groups, make_generator)
         self.generated.hook_into(peft_model)
+
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+        """The tensors of one LoRA layer that are generated (variants such as DoRA add theirs)."""
+        return [
+            TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER]),
+            TensorSlot(f"{name}.lora_B", layer.lora_B[ADAPTER], zero_at_start=config.adapter.zero_init),
+        ]
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.generated.generators.parameters())

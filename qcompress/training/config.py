@@ -35,6 +35,9 @@ class AdapterConfig(StrictModel):
     generator_scope: Literal["shared", "layer"] = Field(
         "shared", description="one generator for all adapted layers, or one per layer"
     )
+    dora_magnitude: Literal["generated", "trained"] = Field(
+        "generated", description="qpa-dora: DoRA's magnitude vectors come from the generator, or are trained directly"
+    )
 
     @property
     def effective_alpha(self) -> float:
