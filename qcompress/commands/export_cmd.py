@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
     def export(
         source: str = typer.Argument(..., help="A run directory (holds qcompress.json), a Hugging Face model directory, or 'smollm2-135m'."),
         out: Path = typer.Option(..., "--out", help="Artifact directory to create."),
-        format: str = typer.Option("safetensors,onnx", "--format", help="Comma-separated exporters to run."),
+        format: str = typer.Option(None, "--format", help="Comma-separated exporters to run (default: safetensors,onnx; a QTHA run: onnx)."),
         dtype: str = typer.Option("float32", "--dtype", help="Weights dtype of model/: float32, float16 or bfloat16 (ONNX stays float32)."),
         atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
         def progress(message: str) -> None:
             typer.echo(message, err=True)
 
-        formats = [name.strip() for name in format.split(",") if name.strip()]
+        formats = None if format is None else [name.strip() for name in format.split(",") if name.strip()]
         check_out_dir(out, force)
         from qcompress.backends.sampled import sampler_backend
 

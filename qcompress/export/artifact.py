@@ -14,7 +14,7 @@ from typing import Any
 
 from qcompress import registry
 from qcompress.atomic import write_json_atomic
-from qcompress.errors import InputError
+from qcompress.errors import CapabilityError, InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
 from qcompress.export.files import make_readable, replace_directory
 from qcompress.export.manifest import build_manifest
@@ -24,6 +24,7 @@ from qcompress.models import staging_directory
 DEFAULT_OPSET = MIN_OPSET = 18
 MAX_OPSET = 23
 SMALL_MODEL_PARAMS = 50_000_000
+DEFAULT_FORMATS = ("safetensors", "onnx")
 
 
 def default_atol(model: Any) -> float:
@@ -55,7 +56,7 @@ def export_artifact(
     out_dir: Path,
     *,
     source: dict[str, Any],
-    formats: tuple[str, ...] | list[str] = ("safetensors", "onnx"),
+    formats: tuple[str, ...] | list[str] | None = None,
     dtype: str = "float32",
     atol: float | None = None,
     force: bool = False,
@@ -67,6 +68,14 @@ def export_artifact(
     """Export ``model`` in each format under ``out_dir`` and return the manifest written there."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
+    # A model can refuse formats that would silently lose part of it (a collapsed QTHA model keeps a
+    # circuit plain transformers cannot load); the default then skips them, an explicit request fails.
+    refused: dict[str, str] = getattr(model, "qcompress_unsupported_formats", {})
+    if formats is None:
+        formats = [name for name in DEFAULT_FORMATS if name not in refused]
+    for name in formats:
+        if name in refused:
+            raise CapabilityError(f"cannot export format {name!r}: {refused[name]}")
     if not formats or len(set(formats)) != len(formats):
         raise InputError(f"give each export format once, e.g. --format safetensors,onnx (got {list(formats)})")
     exporters = [registry.get("exporter", name)() for name in formats]
@@ -82,6 +91,8 @@ def export_artifact(
                 progress(f"exporting {exporter.name} -> {out_dir / exporter.directory}")
             infos[exporter.name] = exporter.export(model, tokenizer, target, options)
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
+        if refused:
+            manifest["not_exported"] = refused
         write_json_atomic(staging / "manifest.json", manifest)
         make_readable(staging)
         replace_directory(staging, out_dir)

@@ -13,6 +13,7 @@ graph of the deployed model, where ONNX Runtime needs no quantum package.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -47,6 +48,8 @@ class QthaStatevector(torch.nn.Module):
         self.n_weights = depth * weights_per_layer(n_qubits)
         n_chunks = math.ceil(n_qubits / CHUNK_QUBITS)
         self.chunks = [len(part) for part in torch.arange(n_qubits).tensor_split(n_chunks)]
+        ends = list(itertools.accumulate(self.chunks))
+        self.bounds = list(zip([0, *ends[:-1]], ends))  # plain ints: the ONNX trace must not read tensors
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
         self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
@@ -73,8 +76,7 @@ class QthaStatevector(torch.nn.Module):
 
     def _blocks(self, matrices: torch.Tensor) -> list[torch.Tensor]:
         """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices."""
-        bounds = torch.tensor([0, *self.chunks]).cumsum(0).tolist()
-        return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds]
 
     def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], per_token: bool) -> torch.Tensor:
         """Apply one Kronecker block per chunk: one einsum each (a batched matmul over tokens if per token)."""
