@@ -22,7 +22,7 @@ from qcompress.training.config import FitConfig
 class QpaLoraAdapted(AdaptedModel):
     def __init__(self, peft_model: PeftModel, config: FitConfig):
         self.model = peft_model
-        groups = [self.layer_slots(name, layer, config) for name, layer in lora_layers(peft_model)]
+        groups = [self.layer_slots(name, layer, config) for name, layer in self.adapter_layers(peft_model)]
         if config.adapter.generator_scope == "shared":
             groups = [[slot for group in groups for slot in group]]
         qpa = config.qpa
@@ -32,6 +32,10 @@ class QpaLoraAdapted(AdaptedModel):
 
         self.generated = GeneratedTensors(groups, make_generator)
         self.generated.hook_into(peft_model)
+
+    def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        """(name, adapter layer) pairs in the fixed order their generated tensors are laid out in."""
+        return lora_layers(model)
 
     def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
         """The tensors of one LoRA layer that are generated (variants such as DoRA add theirs)."""
