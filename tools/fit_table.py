@@ -22,6 +22,11 @@ VARIANTS: dict[str, list[str]] = {
     "qpa-2048": ["--method", "qpa-lora", "--n-mlp", "2048"],
     "qpa-1024": ["--method", "qpa-lora", "--n-mlp", "1024"],
     "qpa-2048-no-zero-init": ["--method", "qpa-lora", "--n-mlp", "2048", "--no-zero-init"],
+    "dora": ["--method", "dora"],
+    "qpa-dora": ["--method", "qpa-dora"],
+    "qpa-dora-trained-magnitude": ["--method", "qpa-dora", "--dora-magnitude", "trained"],
+    "ffa": ["--method", "ffa"],
+    "qpa-ffa": ["--method", "qpa-ffa"],
 }
 
 
