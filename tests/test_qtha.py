@@ -133,3 +133,12 @@ def test_rank_below_one_is_rejected(tiny_gpt2_dir, corpus_dir):
         tiny_config(tiny_gpt2_dir, corpus_dir, method="qtha", **{"adapter.rank": 0})
     with pytest.raises(InputError, match="r >= 1"):
         build_ansatz("qtha", n_qubits=0, depth=1)
+
+
+def test_folded_layers_of_the_deployed_circuit_equal_the_gate_by_gate_circuit():
+    circuit = QthaStatevector(5, 3).double()
+    weights = init_weights(build_ansatz("qtha", n_qubits=5, depth=3), seed=4).double()
+    data = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    folded = circuit.transfer_matrices(circuit.prepare(weights))
+    assert len(folded) == 3 and folded[0].shape == (64, 64)
+    assert torch.allclose(circuit.run_transfers(folded, data), circuit(weights, data), atol=1e-12)

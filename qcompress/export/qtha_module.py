@@ -2,9 +2,10 @@
 
 Collapse folds every linear piece of QTHA (both tensor trains, both MLPs, CW, the scale) into the
 base weight and bias; what cannot be folded is the per-token circuit, whose input and output maps
-are folded too (``encode``: x -> circuit angles, ``readout``: <Z> -> output). The trained gates are
-buffers and the simulation is :class:`~qcompress.methods.qtha_circuit.QthaStatevector` in real
-arithmetic, so the ONNX exporter traces it as ordinary tensor operations.
+are folded too (``encode``: x -> circuit angles, ``readout``: <Z> -> output). The trained gates of
+each circuit layer are folded into one constant real matrix (see
+:meth:`~qcompress.methods.qtha_circuit.QthaStatevector.transfer_matrices`), so per layer the graph
+has the per-token data encoding and one matmul, all ordinary tensor operations for ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ NOT_A_PLAIN_MODEL = (
 
 
 class QthaDeployed(torch.nn.Module):
-    """``x -> x @ weight.T + bias + circuit(x @ encode.T + encode_bias) @ readout.T``."""
+    """``x -> x @ weight.T + bias + circuit(x @ encode.T + encode_bias) @ readout.T``, circuit gates constant."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, encode: torch.Tensor, encode_bias: torch.Tensor,
                  readout: torch.Tensor, angles: torch.Tensor, depth: int) -> None:
@@ -33,14 +34,15 @@ class QthaDeployed(torch.nn.Module):
         self.register_buffer("encode_bias", encode_bias)
         self.register_buffer("readout", readout)
         self.circuit = QthaStatevector(encode.shape[0], depth)
-        with torch.no_grad():
-            gates = self.circuit.prepare(angles)
-        self.n_gates = len(gates)
-        for index, gate in enumerate(gates):
-            self.register_buffer(f"gate_{index}", gate.contiguous())
+        with torch.no_grad():  # float64 so folding the gates costs no precision
+            exact = QthaStatevector(encode.shape[0], depth).double()
+            transfers = exact.transfer_matrices(exact.prepare(angles.double()))
+        self.n_layers = len(transfers)
+        for index, transfer in enumerate(transfers):
+            self.register_buffer(f"layer_{index}", transfer.float().contiguous())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         angles = torch.nn.functional.linear(x, self.encode, self.encode_bias)
-        gates = [getattr(self, f"gate_{index}") for index in range(self.n_gates)]
-        expectations = self.circuit.run(gates, angles.reshape(-1, angles.shape[-1])).reshape(angles.shape)
+        transfers = [getattr(self, f"layer_{index}") for index in range(self.n_layers)]
+        expectations = self.circuit.run_transfers(transfers, angles.reshape(-1, angles.shape[-1])).reshape(angles.shape)
         return torch.nn.functional.linear(x, self.weight, self.bias) + expectations @ self.readout.T

@@ -78,13 +78,15 @@ class QthaStatevector(torch.nn.Module):
         """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices."""
         return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds]
 
-    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], per_token: bool) -> torch.Tensor:
-        """Apply one Kronecker block per chunk: one einsum each (a batched matmul over tokens if per token)."""
+    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], per_token: bool, lead: str = "st") -> torch.Tensor:
+        """Apply one Kronecker block per chunk: one einsum each (a batched matmul over tokens if per token).
+
+        ``lead`` names the two leading axes: "st" = (re/im, token), "ts" = (token, re/im)."""
         legs = "abcdefgh"[: len(self.chunks)]
         token = "t" if per_token else ""
         for axis, block in enumerate(blocks):
             out = legs.replace(legs[axis], "z")
-            state = torch.einsum(f"st{legs},{token}z{legs[axis]}->st{out}", state, block)
+            state = torch.einsum(f"{lead}{legs},{token}z{legs[axis]}->{lead}{out}", state, block)
         return state
 
     @staticmethod
@@ -106,6 +108,39 @@ class QthaStatevector(torch.nn.Module):
                 cos, sin, *blocks = gates[(2 * layer + half) * per_half : (2 * layer + half + 1) * per_half]
                 state = self._apply_wall(self._apply_phase(state, cos, sin), blocks, per_token=False)
         probabilities = state.square().sum(0).reshape(tokens, -1)
+        return probabilities @ self.signs
+
+    def transfer_matrices(self, gates: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Per layer, everything after the data encoding as ONE real (2*2^r, 2*2^r) matrix.
+
+        The two rings and walls of a layer do not depend on the token, so their product U is a
+        constant; for a row state [re | im], multiplying by [[C, S], [-S, C]] with C + iS = U^T
+        applies it. The deployed model uses this (one matmul per layer instead of ~20 small
+        operations, far fewer ONNX nodes per generated token); U^T is the circuit run on the basis."""
+        size = 2**self.n_qubits
+        shape = tuple(2**chunk for chunk in self.chunks)
+        per_half = 2 + len(self.chunks)
+        transfers = []
+        for layer in range(self.depth):
+            state = torch.stack([torch.eye(size, dtype=gates[0].dtype), torch.zeros(size, size, dtype=gates[0].dtype)])
+            state = state.reshape(2, size, *shape)
+            for half in range(2):
+                cos, sin, *blocks = gates[(2 * layer + half) * per_half : (2 * layer + half + 1) * per_half]
+                state = self._apply_wall(self._apply_phase(state, cos, sin), blocks, per_token=False)
+            real, imag = state[0].reshape(size, size), state[1].reshape(size, size)
+            transfers.append(torch.cat([torch.cat([real, imag], 1), torch.cat([-imag, real], 1)], 0))
+        return transfers
+
+    def run_transfers(self, transfers: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
+        """<Z_i> (tokens, r) like :meth:`run`, with each layer's constant part given by :meth:`transfer_matrices`."""
+        shape = tuple(2**size for size in self.chunks)
+        tokens, size = data.shape[0], 2**self.n_qubits
+        state = self.initial.reshape(1, 2 * size).expand(tokens, -1)
+        encoding = self._blocks(ry_matrices(data))
+        for transfer in transfers:
+            state = self._apply_wall(state.reshape(tokens, 2, *shape), encoding, per_token=True, lead="ts")
+            state = state.reshape(tokens, 2 * size) @ transfer
+        probabilities = state.reshape(tokens, 2, size).square().sum(1)
         return probabilities @ self.signs
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
