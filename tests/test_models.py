@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -162,13 +161,11 @@ def test_directory_without_config_is_refused(tmp_path):
         load_model(str(tmp_path))
 
 
-def test_hub_id_offline_fails_fast_with_a_local_hint(monkeypatch, tmp_path):
+def test_hub_id_offline_is_a_one_line_error_with_a_local_hint(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))
-    started = time.perf_counter()
     with pytest.raises(InputError, match="hub is unreachable.*local directory"):
         load_model("no-such-org/no-such-model")
-    assert time.perf_counter() - started < 10
 
 
 def test_cache_dir_honours_environment(monkeypatch, tmp_path):
