@@ -35,7 +35,7 @@ test-fast: setup
 
 # The fast benchmarks (minutes on 2 cores); see README "Benchmarks" for the long ones.
 bench: setup
-	$(BIN)/python tools/bench_generator.py --json runs/bench/generator.json
+	$(BIN)/python tools/bench/run.py generator train --out runs/bench
 
 clean:
 	rm -rf $(VENV) runs artifacts

@@ -1,0 +1,77 @@
+"""qcompress benchmark suites: one entry point, each suite writing <suite>.json and <suite>.md into --out.
+
+    python tools/bench/run.py generator                     # fast: minutes on 2 CPU cores
+    python tools/bench/run.py generator train --out runs/bench
+    python tools/bench/run.py deploy                        # exports the default model twice (~10+ min)
+    python tools/bench/run.py quality --seeds 0 1 2         # long: many full fits (hours on 2 cores)
+
+Suites: generator (QPA circuit simulators), train (s/step and peak RSS of lora, qpa-lora, qtha),
+deploy (ONNX Runtime vs merged PyTorch vs unmerged PEFT), quality (perplexity vs trainable
+parameters over seeds, with the classical ablation of the circuit).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the suites import their siblings by name
+
+import deploy  # noqa: E402
+import generator  # noqa: E402
+import quality  # noqa: E402
+import train  # noqa: E402
+
+SUITES = ["generator", "train", "deploy", "quality"]
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suites", nargs="+", choices=SUITES, help="suites to run, in order")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for <suite>.json/.md/.png")
+    parser.add_argument("--device", default="cpu", help="torch device for what can use one (e.g. cuda)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 lets two streams share 2 cores)")
+    group = parser.add_argument_group("generator")
+    group.add_argument("--qubits", type=int, nargs="+", default=[8, 12, 16, 20], help="circuit widths N")
+    group.add_argument("--depth", type=int, default=8, help="circuit blocks L")
+    group.add_argument("--repeats", type=int, default=20, help="timed steps per simulator and N (at most)")
+    group.add_argument("--max-step-s", type=float, default=5.0, help="skip a simulator from the N where one step exceeds this")
+    group.add_argument("--budget-s", type=float, default=20.0, help="cut a simulator's repeats to about this many seconds per N")
+    group = parser.add_argument_group("train, quality (qcompress fit subprocesses)")
+    group.add_argument("--model", default="smollm2-135m", help="base model for train, deploy and quality")
+    group.add_argument("--data", default="austen", help="corpus for train and quality")
+    group.add_argument("--train-steps", type=int, default=10, help="train: optimizer steps per run")
+    group.add_argument("--rounds", type=int, default=2, help="train: round-robin rounds over the methods")
+    group.add_argument("--methods", nargs="+", default=list(train.METHODS), choices=list(train.METHODS),
+                       help="train: methods to time")
+    group.add_argument("--quality-steps", type=int, default=100, help="quality: optimizer steps per fit")
+    group.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: seeds per variant")
+    group.add_argument("--variants", nargs="+", default=list(quality.VARIANTS), choices=list(quality.VARIANTS),
+                       help="quality: variants to fit")
+    group.add_argument("--fit-args", nargs=argparse.REMAINDER, default=[], help="flags appended to every fit (must be last)")
+    group = parser.add_argument_group("deploy (tools/bench_deploy.py)")
+    group.add_argument("--new-tokens", type=int, default=48, help="greedy tokens generated per prompt")
+    group.add_argument("--deploy-repeats", type=int, default=2, help="passes over the prompts per runner")
+    group.add_argument("--reuse", action="store_true", help="reuse the artifacts already exported into --out")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    for suite in args.suites:
+        if suite == "generator":
+            generator.run(args.out, args.qubits, args.depth, args.device, args.repeats, args.max_step_s,
+                          args.budget_s, args.threads)
+        elif suite == "train":
+            train.run(args.out, args.model, args.data, args.train_steps, args.rounds, args.threads, args.device,
+                      args.fit_args, args.methods)
+        elif suite == "deploy":
+            deploy.run(args.out, args.model, args.new_tokens, args.deploy_repeats, args.threads, args.device, args.reuse)
+        else:
+            quality.run(args.out, args.model, args.data, args.quality_steps, args.seeds, args.variants, args.threads,
+                        args.device, args.fit_args)
+
+
+if __name__ == "__main__":
+    main()
