@@ -22,6 +22,7 @@ VARIANTS: dict[str, list[str]] = {
     "qpa-2048": ["--method", "qpa-lora", "--n-mlp", "2048"],
     "qpa-1024": ["--method", "qpa-lora", "--n-mlp", "1024"],
     "qpa-2048-no-zero-init": ["--method", "qpa-lora", "--n-mlp", "2048", "--no-zero-init"],
+    "qpa-2048-lr3e-3": ["--method", "qpa-lora", "--n-mlp", "2048", "--lr", "3e-3"],
     "dora": ["--method", "dora"],
     "qpa-dora": ["--method", "qpa-dora"],
     "qpa-dora-trained-magnitude": ["--method", "qpa-dora", "--dora-magnitude", "trained"],
