@@ -67,6 +67,13 @@ def test_generator_suite_drops_a_simulator_slower_than_the_cap_for_larger_n(tmp_
     assert "skipped from N=3" in (tmp_path / "generator.md").read_text()
 
 
+def test_a_simulator_predicted_over_the_cap_is_not_run():
+    previous = {"n_qubits": 16, "results": {"slow": {"ms": 400.0}, "fast": {"ms": 30.0}, "gone": {"skipped": "x"}}}
+    dropped = generator.predicted_over_cap(previous, 20, max_step_s=5.0)
+    assert list(dropped) == ["slow"] and "predicted 6.4 s" in dropped["slow"]
+    assert generator.predicted_over_cap(None, 8, max_step_s=0.0) == {}
+
+
 def tiny_fit_args(corpus_dir: Path) -> list[str]:
     return ["--eval-data", str(corpus_dir / "heldout.txt"), "--rank", "4", "--n-mlp", "64", "--depth", "2",
             "--seq-len", "32", "--eval-tokens", "256", "--eval-seq-len", "64", "--eval-stride", "32"]

@@ -112,6 +112,7 @@ def run(out_dir: Path, qubits: list[int], depth: int, device: str, repeats: int,
     rows: list[dict[str, Any]] = []
     dropped: dict[str, str] = {}
     for n in sorted(qubits):
+        dropped.update(predicted_over_cap(rows[-1] if rows else None, n, max_step_s))
         simulators = [s for s in active if s.name not in dropped]
         results = bench_width(n, depth, simulators, device, repeats, max_step_s, budget_s)
         for name, result in results.items():
@@ -137,6 +138,23 @@ def run(out_dir: Path, qubits: list[int], depth: int, device: str, repeats: int,
     plot(payload, out_dir / "generator.png")
     print("wrote " + ", ".join(map(str, [*paths, out_dir / "generator.png"])))
     return payload
+
+
+def predicted_over_cap(previous: dict[str, Any] | None, n: int, max_step_s: float) -> dict[str, str]:
+    """Simulators whose step, scaled from the previous N by the state size 2^dN, would exceed the cap.
+
+    Measuring one step just to learn it is over the cap can cost a minute at N = 20 (PennyLane);
+    a state-vector simulator's cost grows at least as fast as the state, so the estimate is a floor.
+    """
+    if previous is None:
+        return {}
+    growth = 2 ** (n - previous["n_qubits"])
+    return {
+        name: f"skipped from N={n}: predicted {growth * r['ms'] / 1e3:.1f} s per step "
+              f"(2^{n - previous['n_qubits']} x its N={previous['n_qubits']} time) > the {max_step_s:g} s cap"
+        for name, r in previous["results"].items()
+        if "ms" in r and growth * r["ms"] / 1e3 > max_step_s
+    }
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -171,6 +189,8 @@ def render(payload: dict[str, Any]) -> str:
             f"device {s['device']}), median ms\n", markdown_table(header, cells("ms", ".2f")),
             "\n### Ratio to the fastest forward+backward simulator at each N\n", markdown_table(header, cells("ratio_to_fastest", ".2f")),
             "\n### Max |p - p_reference| (float64 reference)\n", markdown_table(header, cells("max_abs_diff_vs_reference", ".1e")),
+            "\n### First call, s (build + first evaluation: quimb's contraction-tree search or cache load)\n",
+            markdown_table(header, cells("setup_s", ".2f")),
             "\n### Claims checked\n", *claims(rows), "\n"]
     for name, reason in {**payload["not_installed"], **payload["skipped"]}.items():
         text.append(f"- {payload['simulators'][name]}: {reason}\n")
