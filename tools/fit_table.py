@@ -6,6 +6,7 @@ model, data, steps, batch, sequence length and seed; the base model is scored wi
 
     python tools/fit_table.py --out runs/table                 # the default variants, 100 steps
     python tools/fit_table.py --steps 20 --variants lora qpa-2048
+    python tools/fit_table.py --reuse ...                       # keep finished runs, run only the missing ones
 """
 
 from __future__ import annotations
@@ -50,18 +51,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--reuse", action="store_true", help="keep finished runs (summary.json) and base.json in --out")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags passed to every fit")
     args = parser.parse_args()
     common = ["--model", args.model, "--data", args.data, "--steps", str(args.steps), "--seed", str(args.seed),
               "--eval-every", "0", *args.extra]
-    rows = [{"variant": "base", **qcompress("eval", args.model, "--data", args.data)}]
+    args.out.mkdir(parents=True, exist_ok=True)
+    base_file = args.out / "base.json"
+    if not (args.reuse and base_file.is_file()):
+        base_file.write_text(json.dumps(qcompress("eval", args.model, "--data", args.data)))
+    rows = [{"variant": "base", **json.loads(base_file.read_text())}]
     print(f"base: perplexity {rows[0]['perplexity']:.3f}", flush=True)
     for name in args.variants:
-        summary = qcompress("fit", *common, *VARIANTS[name], "--out", str(args.out / name), "--force")
+        finished = args.out / name / "summary.json"
+        if args.reuse and finished.is_file():
+            summary = json.loads(finished.read_text())
+        else:
+            summary = qcompress("fit", *common, *VARIANTS[name], "--out", str(args.out / name), "--force")
         rows.append({"variant": name, **summary})
         print(f"{name}: perplexity {summary['eval_perplexity']:.3f}, trainable {summary['counts']['trainable']:,}, "
               f"{summary['seconds_per_step_median']:.2f} s/step", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(rows, indent=2))
     lora = next((r for r in rows if r["variant"] == "lora"), None)
     lines = ["| run | trainable params | % of LoRA | held-out perplexity | vs LoRA | s/step | vs LoRA | peak RSS (MB) |",
