@@ -46,8 +46,14 @@ class Simulator:
     on_device: bool = True  # False: always runs on the CPU whatever --device says
 
 
+def state_vector_probabilities(ansatz: Ansatz, device: str) -> Probabilities:
+    """The QPA-specific plain-torch reference at this ansatz's N and L."""
+    depth = len(ansatz.weight_symbols) // ansatz.n_qubits
+    return StateVectorQPA(ansatz.n_qubits, depth, device=device).probabilities
+
+
 SIMULATORS = [
-    Simulator(REFERENCE, "plain-torch state vector (QPA-specific)", lambda a, d: StateVectorQPA(a.n_qubits, len(a.weight_symbols) // a.n_qubits, device=d).probabilities),
+    Simulator(REFERENCE, "plain-torch state vector (QPA-specific)", state_vector_probabilities),
     Simulator("quimb", "qcompress quimb backend", lambda a, d: QuimbBackend().compile(a).probabilities, on_device=False),
     Simulator("torchquantum", "TorchQuantum", torchquantum_probabilities, module="torchquantum"),
     Simulator("pennylane", "PennyLane default.qubit, backprop", pennylane_probabilities, module="pennylane"),
