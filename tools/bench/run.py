@@ -2,8 +2,8 @@
 
     python tools/bench/run.py generator                     # fast: minutes on 2 CPU cores
     python tools/bench/run.py generator train --out runs/bench
-    python tools/bench/run.py deploy                        # exports the default model twice (~10+ min)
-    python tools/bench/run.py quality --seeds 0 1 2         # long: many full fits (hours on 2 cores)
+    python tools/bench/run.py deploy                        # slow: exports the default model twice
+    python tools/bench/run.py quality                       # long: 10 variants x 3 seeds x 100-step fits (hours)
 
 Suites: generator (QPA circuit simulators), train (s/step and peak RSS of lora, qpa-lora, qtha),
 deploy (ONNX Runtime vs merged PyTorch vs unmerged PEFT), quality (perplexity vs trainable
