@@ -142,3 +142,13 @@ def test_folded_layers_of_the_deployed_circuit_equal_the_gate_by_gate_circuit():
     folded = circuit.transfer_matrices(circuit.prepare(weights))
     assert len(folded) == 3 and folded[0].shape == (64, 64)
     assert torch.allclose(circuit.run_transfers(folded, data), circuit(weights, data), atol=1e-12)
+
+
+def test_recomputed_circuit_gives_the_same_gradients(tiny_llama_dir, corpus_dir):
+    adapted, _ = _attached(tiny_llama_dir, corpus_dir)
+    layer = next(iter(adapted.layers.values()))
+    a = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    direct = layer._circuit[0](layer.angles, a.reshape(-1, 3)).reshape(a.shape)
+    expected = torch.autograd.grad(direct.sum(), [layer.angles, a])
+    recomputed = torch.autograd.grad(layer.quantum(a).sum(), [layer.angles, a])
+    assert all(torch.allclose(e, r) for e, r in zip(expected, recomputed))
