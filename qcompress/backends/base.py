@@ -35,6 +35,8 @@ class Backend(ABC):
 
     name: ClassVar[str]
     differentiable: ClassVar[bool]
+    #: False for stand-ins that replace the circuit (the classical ablation): never suggested as a simulator
+    simulates_circuit: ClassVar[bool] = True
 
     @abstractmethod
     def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> CompiledCircuit:

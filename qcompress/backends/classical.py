@@ -73,6 +73,7 @@ class ClassicalBackend(Backend):
 
     name: ClassVar[str] = "classical"
     differentiable: ClassVar[bool] = True
+    simulates_circuit: ClassVar[bool] = False
 
     def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> ClassicalCircuit:
         return ClassicalCircuit(ansatz, dtype)
