@@ -22,7 +22,7 @@ import torch
 
 from qcompress.backends.base import Backend, CompiledCircuit
 from qcompress.circuits.base import Ansatz
-from qcompress.errors import CapabilityError, InputError
+from qcompress.errors import CapabilityError, InputError, QcompressError
 
 #: density matrices hold 4^N complex numbers: 12 qubits is 256 MB at complex128, beyond that is impractical
 MAX_NOISY_QUBITS = 12
@@ -176,7 +176,7 @@ def sampler_backend(name: str, shots: int | None, noise: str | None, seed: int) 
         return None
     cls = registry.get("backend", name)
     if not _is_sampler(cls):
-        samplers = [n for n in registry.names("backend") if _is_sampler(registry.get("backend", n))]
+        samplers = [n for n in registry.names("backend") if _loads_a_sampler(n)]
         raise InputError(f"backend {name!r} does not measure circuits; choose one of: {', '.join(samplers)}")
     if shots is None and name != SamplerBackend.name:
         raise InputError(f"--backend {name} takes the shots for --shots K: add --shots (exact noisy probabilities use no sampler)")
@@ -185,6 +185,16 @@ def sampler_backend(name: str, shots: int | None, noise: str | None, seed: int) 
 
 def _is_sampler(obj: Any) -> bool:
     return isinstance(obj, type) and issubclass(obj, SamplerBackend)
+
+
+def _loads_a_sampler(name: str) -> bool:
+    """Whether backend ``name`` loads and is a sampler (a broken plugin must not hide the others)."""
+    from qcompress import registry
+
+    try:
+        return _is_sampler(registry.get("backend", name))
+    except QcompressError:
+        return False
 
 
 def collapse_measured(adapted: Any, method: str, backend: SamplerBackend) -> Any:
