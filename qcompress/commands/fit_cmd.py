@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         qtha_bond: int = typer.Option(None, "--qtha-bond", help="QTHA: tensor-train bond dimension (default 8)."),
         qtha_layers: int = typer.Option(None, "--qtha-layers", help="QTHA: circuit layers L (default r)."),
         steps: int = typer.Option(None, help="Optimizer steps (default 100)."),
-        lr: float = typer.Option(None, help="Peak learning rate (default: lora 2e-4, qpa-lora 1e-3)."),
+        lr: float = typer.Option(None, help="Peak learning rate (default: the method's own, e.g. lora 2e-4, qpa-lora 3e-3)."),
         batch_size: int = typer.Option(None, help="Blocks per micro-batch (default 4)."),
         grad_accum: int = typer.Option(None, help="Micro-batches per step (default 1)."),
         seq_len: int = typer.Option(None, help="Tokens per training block (default 128)."),
