@@ -126,3 +126,11 @@ def test_corrupt_or_foreign_run_dir_is_rejected(run_cli, tiny_gpt2_dir, tiny_lla
     result = run_cli("eval", out)
     assert result.exit_code == 2 and "was made for base model" in result.stderr
     assert run_cli("eval", tmp_path / "nowhere").exit_code == 2
+
+
+def test_the_learning_rate_used_is_recorded_in_the_run(tiny_gpt2_dir, corpus_dir, tmp_path):
+    from qcompress.methods import get_method
+
+    fit(tiny_config(tiny_gpt2_dir, corpus_dir, method="qpa-lora", steps=2, eval_every=0), tmp_path / "run")
+    header = json.loads((tmp_path / "run" / "qcompress.json").read_text())
+    assert header["config"]["lr"] == get_method("qpa-lora").default_lr

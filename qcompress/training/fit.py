@@ -95,6 +95,8 @@ def fit(
     torch.manual_seed(config.seed)
 
     method = get_method(config.method)
+    if config.lr is None:  # record the rate actually used, so the run never depends on a later default
+        config = config.model_copy(update={"lr": method.default_lr})
     corpus = load_corpus(config.data, config.eval_data)  # before the model: a wrong path fails fast
     loaded = load_model(config.model)
     context = getattr(loaded.model.config, "max_position_embeddings", None) or getattr(loaded.model.config, "n_positions", None)
@@ -110,7 +112,7 @@ def fit(
         write_text_atomic(out / "circuit.txt", adapted.describe())
 
     params = adapted.trainable_parameters()
-    optimizer = torch.optim.AdamW(params, lr=config.lr or method.default_lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=config.effective_warmup_steps, num_training_steps=config.steps)
     sampler = BlockSampler(blocks, config.batch_size, config.seed)
 
