@@ -2,4 +2,4 @@
 
 from qcompress.commands import eval_cmd, export_cmd, fit_cmd, generate_cmd, inspect_cmd, prepare_cmd
 
-COMMAND_MODULES = [fit_cmd, eval_cmd, inspect_cmd, prepare_cmd, export_cmd, generate_cmd]
+COMMAND_MODULES = [prepare_cmd, fit_cmd, eval_cmd, export_cmd, generate_cmd, inspect_cmd]
