@@ -53,3 +53,16 @@ def test_inspect_bad_inputs_are_one_line_errors(run_cli):
         result = run_cli("inspect", *args)
         assert result.exit_code == 2, args
         assert message in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_inspect_method_on_a_model_shows_qtha_shapes_circuit_and_counts(run_cli, tiny_llama_dir):
+    result = run_cli("inspect", "--method", "qtha", "--model", str(tiny_llama_dir), "--rank", "3", "--qtha-inner", "8",
+                     "--qtha-bond", "2", "--qtha-layers", "2")
+    assert result.exit_code == 0, result.stdout
+    assert "QTHA: r=3 qubits, L=2 layers" in result.stdout and "TT_A" in result.stdout and "TT_B" in result.stdout
+    assert "Ry(a_0)" in result.stdout and "of LoRA r=3" in result.stdout
+    as_json = run_cli("inspect", "--method", "qtha", "--model", str(tiny_llama_dir), "--rank", "3", "--json")
+    payload = json.loads(as_json.stdout)
+    assert payload["counts"]["qubits"] == 3 and 0 < payload["fraction_of_lora"]
+    both = run_cli("inspect", "--method", "qtha", "--weights", "100")
+    assert both.exit_code == 2 and "give one of them" in both.stderr

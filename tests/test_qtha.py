@@ -11,6 +11,7 @@ from qcompress.circuits import build_ansatz, init_weights
 from qcompress.circuits.qtha_ansatz import MAX_QUBITS, weights_per_layer
 from qcompress.errors import InputError
 from qcompress.methods import get_method
+from qcompress.export.qtha_module import QthaDeployed
 from qcompress.methods.qtha_circuit import QthaStatevector
 from qcompress.methods.tensor_train import TTLinear, bond_dimensions, factorize
 from qcompress.models import load_model
@@ -135,13 +136,18 @@ def test_rank_below_one_is_rejected(tiny_gpt2_dir, corpus_dir):
         build_ansatz("qtha", n_qubits=0, depth=1)
 
 
-def test_folded_layers_of_the_deployed_circuit_equal_the_gate_by_gate_circuit():
-    circuit = QthaStatevector(5, 3).double()
-    weights = init_weights(build_ansatz("qtha", n_qubits=5, depth=3), seed=4).double()
-    data = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    folded = circuit.transfer_matrices(circuit.prepare(weights))
-    assert len(folded) == 3 and folded[0].shape == (64, 64)
-    assert torch.allclose(circuit.run_transfers(folded, data), circuit(weights, data), atol=1e-12)
+def test_deployed_layer_with_constant_gates_equals_the_trained_circuit():
+    """QthaDeployed prepares the gates once (float64, walls merged) and keeps them as buffers."""
+    gen = torch.Generator().manual_seed(1)
+    weights = init_weights(build_ansatz("qtha", n_qubits=5, depth=3), seed=4)
+    weight, bias = torch.randn(7, 6, generator=gen), torch.randn(7, generator=gen)
+    encode, encode_bias, readout = torch.randn(5, 6, generator=gen), torch.randn(5, generator=gen), torch.randn(7, 5, generator=gen)
+    deployed = QthaDeployed(weight, bias, encode, encode_bias, readout, weights, depth=3)
+    x = torch.randn(2, 4, 6, generator=gen)
+    angles = (x @ encode.T + encode_bias).reshape(-1, 5).double()
+    circuit = QthaStatevector(5, 3).double()(weights.double(), angles).float().reshape(2, 4, 5)
+    assert torch.allclose(deployed(x), x @ weight.T + bias + circuit @ readout.T, atol=1e-5)
+    assert not any(name.startswith("gate_") for name, _ in deployed.named_parameters())
 
 
 def test_recomputed_circuit_gives_the_same_gradients(tiny_llama_dir, corpus_dir):

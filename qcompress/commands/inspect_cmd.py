@@ -1,7 +1,10 @@
-"""``qcompress inspect``: what a QPA generator configuration amounts to, before training it.
+"""``qcompress inspect``: what an adapter configuration amounts to, before training it.
 
-Prints qubits, chunking and the trainable-versus-generated parameter counts, optionally the Cirq
-diagram and a timing of one forward+backward pass. Heavy libraries load inside the command.
+Two views. ``--weights M`` describes a QPA generator on its own: qubits, chunking and the
+trainable-versus-generated parameter counts, optionally the Cirq diagram and a timing of one
+forward+backward pass. ``--method NAME`` attaches that method to a base model exactly as ``fit``
+would and prints what ``fit`` records in ``circuit.txt`` (for QTHA: the circuit, the tensor-train
+shapes and the counts against LoRA at the same rank). Heavy libraries load inside the command.
 """
 
 from __future__ import annotations
@@ -87,6 +90,26 @@ def print_summary(info: dict[str, Any]) -> None:
         typer.echo(f"{name:<{width}}  {value}")
 
 
+def describe_method(overrides: dict[str, Any], as_json: bool) -> None:
+    """Attach a method to its base model as ``fit`` would (same config rules) and print what it amounts to."""
+    from qcompress.methods import get_method
+    from qcompress.models import load_model
+    from qcompress.training.config import build_fit_config
+
+    config = build_fit_config(None, overrides)
+    loaded = load_model(config.model)
+    adapted = get_method(config.method).attach(loaded.model, config)
+    counts = adapted.counts()
+    if as_json:
+        typer.echo(json.dumps({"method": config.method, "model": config.model, "counts": counts,
+                               "fraction_of_lora": counts["trainable"] / counts["lora_equivalent"],
+                               "description": adapted.describe()}, indent=2))
+        return
+    typer.echo(adapted.describe().rstrip("\n"))
+    typer.echo(f"trainable {counts['trainable']:,} = {100 * counts['trainable'] / counts['lora_equivalent']:.1f}% "
+               f"of LoRA r={config.adapter.rank} ({counts['lora_equivalent']:,}) on {config.model}")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
     def inspect(
@@ -106,10 +129,29 @@ def register(app: typer.Typer) -> None:
             None, "--threads", min=1, help="torch CPU threads for --time (default: torch's own choice; 1 is often fastest for small circuits)."
         ),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of a table (for scripts)."),
+        method: Optional[str] = typer.Option(
+            None, "--method", help="Instead of a bare generator, attach this method (e.g. qtha, qpa-lora, lora) to --model and describe it."
+        ),
+        model: Optional[str] = typer.Option(None, "--model", help="With --method: base model, as for fit (default smollm2-135m)."),
+        rank: Optional[int] = typer.Option(None, "--rank", help="With --method: adapter rank r (QTHA: qubits)."),
+        targets: Optional[str] = typer.Option(None, "--targets", help="With --method: target modules, as for fit."),
+        qtha_inner: Optional[int] = typer.Option(None, "--qtha-inner", help="With --method qtha: tensor-train inner width (default 256)."),
+        qtha_bond: Optional[int] = typer.Option(None, "--qtha-bond", help="With --method qtha: tensor-train bond dimension (default 8)."),
+        qtha_layers: Optional[int] = typer.Option(None, "--qtha-layers", help="With --method qtha: circuit layers L (default r)."),
     ) -> None:
-        """Show a QPA generator's qubits, chunking, parameter counts and compression (optionally diagram and timing)."""
+        """Show what a QPA generator (--weights M) or an adapter method on a model (--method) amounts to: counts, circuit, shapes."""
+        if method is not None:
+            if weights is not None:
+                raise InputError("--weights describes a bare generator and --method an adapter on a model: give one of them")
+            describe_method({"method": method, "model": model, "adapter.rank": rank, "adapter.targets": targets,
+                             "qpa.n_mlp": n_mlp, "qpa.depth": depth, "qtha.inner": qtha_inner,
+                             "qtha.bond": qtha_bond, "qtha.layers": qtha_layers, "seed": seed}, as_json)
+            return
         if weights is None:
-            raise InputError("missing --weights M: the number of adapter weights to generate (e.g. --weights 460800)")
+            raise InputError(
+                "missing --weights M (a bare QPA generator for M adapter weights, e.g. --weights 460800) "
+                "or --method NAME (an adapter on a model, e.g. --method qtha)"
+            )
         import torch
 
         from qcompress.config import validated

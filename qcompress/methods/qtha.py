@@ -188,10 +188,12 @@ class QthaAdapted(AdaptedModel):
         lines = [f"QTHA: r={self.config.adapter.rank} qubits, L={self.depth} layers, {len(self.layers)} adapted layers"]
         for target, (tt_a, tt_b) in shapes.items():
             lines += [f"{target}: TT_A {tt_a}", f"{target}: TT_B {tt_b}"]
-        lines.append(f"trainable {counts['trainable']:,} vs LoRA r={self.config.adapter.rank} {counts['lora_equivalent']:,} "
-                     f"({100 * counts['trainable'] / counts['lora_equivalent']:.1f}%); tensor trains {counts['tensor_train']:,}, "
-                     f"circuit angles {counts['circuit']:,}")
-        return "\n".join(lines) + "\n" + str(self.ansatz.circuit) + "\n"
+        other = counts["trainable"] - counts["tensor_train"] - counts["circuit"]
+        lines.append(f"trainable parameters: tensor trains {counts['tensor_train']:,}, circuit angles "
+                     f"{counts['circuit']:,}, MLP_A/MLP_B/QW/CW {other:,}")
+        one_layer = build_qtha_ansatz(self.config.adapter.rank, 1).circuit
+        lines.append(f"circuit per token, one of its L={self.depth} layers (angles w_<layer>_<k>):")
+        return "\n".join(lines) + "\n" + str(one_layer) + "\n"
 
 
 class QthaMethod(Method):

@@ -58,89 +58,71 @@ class QthaStatevector(torch.nn.Module):
         self.register_buffer("initial", initial, persistent=False)
 
     def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
-        """The trained gates as arrays, per layer: ring phases (cos, sin) and RY-wall Kronecker blocks.
+        """The trained gates as arrays: the data offsets, per layer two ring phases and one wall, the last wall.
 
-        Training calls this every step; the deployed model calls it once and keeps the result as
-        constants, so its graph holds no trigonometry of trained angles."""
+        Each layer's second RY wall is merged into the next layer's data encoding, since
+        RY(w) RY(a) = RY(w + a) on the same qubit: ``offsets[l]`` is the angle added to the data in
+        layer l (zero in the first), so per layer the state sees one per-token wall, a phase, one
+        constant wall and a phase. Training calls this every step; the deployed model calls it once
+        and keeps the result as constants, so its graph holds no trigonometry of trained angles."""
         shape = tuple(2**size for size in self.chunks)
         rings = self.forward_ring.shape[1]
-        gates: list[torch.Tensor] = []
-        for layer in weights.reshape(self.depth, -1):
-            forward_angles, first_wall = layer[:rings], layer[rings : rings + self.n_qubits]
-            backward_angles, second_wall = layer[rings + self.n_qubits : -self.n_qubits], layer[-self.n_qubits :]
-            for ring, angles, wall in ((self.forward_ring, forward_angles, first_wall),
-                                       (self.backward_ring, backward_angles, second_wall)):
-                phase = (ring @ angles).reshape(shape)
-                gates += [torch.cos(phase), torch.sin(phase), *self._blocks(ry_matrices(wall))]
-        return gates
+        layers = weights.reshape(self.depth, -1)
+        first_wall, second_wall = layers[:, rings : rings + self.n_qubits], layers[:, -self.n_qubits :]
+        gates = [torch.cat([torch.zeros_like(second_wall[:1]), second_wall[:-1]])]
+        for layer, wall in zip(layers, first_wall):
+            forward_angles, backward_angles = layer[:rings], layer[rings + self.n_qubits : -self.n_qubits]
+            gates += self._phase(self.forward_ring @ forward_angles, shape)
+            gates += self._blocks(ry_matrices(wall)) + self._phase(self.backward_ring @ backward_angles, shape)
+        return gates + self._blocks(ry_matrices(second_wall[-1]))
+
+    @staticmethod
+    def _phase(phase: torch.Tensor, shape: tuple[int, ...]) -> list[torch.Tensor]:
+        """(2, 1, *shape) factors [cos, cos] and [-sin, sin] so that exp(i*phase) is ``state*c + flip(state)*s``."""
+        cos, sin = torch.cos(phase).reshape(1, 1, *shape), torch.sin(phase).reshape(1, 1, *shape)
+        return [torch.cat([cos, cos]), torch.cat([-sin, sin])]
 
     def _blocks(self, matrices: torch.Tensor) -> list[torch.Tensor]:
         """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices."""
         return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds]
 
-    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], per_token: bool, lead: str = "st") -> torch.Tensor:
-        """Apply one Kronecker block per chunk: one einsum each (a batched matmul over tokens if per token).
+    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        """Apply one Kronecker block per chunk to the (re/im, token, *chunks) state.
 
-        ``lead`` names the two leading axes: "st" = (re/im, token), "ts" = (token, re/im)."""
-        legs = "abcdefgh"[: len(self.chunks)]
-        token = "t" if per_token else ""
-        for axis, block in enumerate(blocks):
-            out = legs.replace(legs[axis], "z")
-            state = torch.einsum(f"{lead}{legs},{token}z{legs[axis]}->{lead}{out}", state, block)
+        Blocks are (a, a) constants or (token, a, a) per token. The first chunk is a matmul from
+        the left and the last one from the right (no transposes, two MatMul nodes in ONNX); a
+        middle chunk (r > 8) is an einsum."""
+        lead, sizes = state.shape[:2], state.shape[2:]
+        first, *middle, last = blocks if len(blocks) > 1 else [*blocks, None]
+        state = (first @ state.reshape(*lead, sizes[0], -1)).reshape(state.shape)
+        for axis, block in enumerate(middle, start=1):
+            legs = "abcdefgh"[: len(sizes)]
+            token = "t" if block.dim() == 3 else ""
+            state = torch.einsum(f"st{legs},{token}z{legs[axis]}->st{legs.replace(legs[axis], 'z')}", state, block)
+        if last is not None:
+            state = (state.reshape(*lead, -1, sizes[-1]) @ last.transpose(-1, -2)).reshape(state.shape)
         return state
 
-    @staticmethod
-    def _apply_phase(state: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        """Multiply every amplitude by exp(i*phase), the (re, im) pair on axis 0."""
-        real, imag = state[0], state[1]
-        return torch.stack([real * cos - imag * sin, real * sin + imag * cos])
-
     def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
-        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r)."""
+        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r).
+
+        The per-token encoding blocks of all layers are built in one go, and a phase is
+        ``state * c + flip(state) * s`` on the (re, im) axis: what keeps the deployed ONNX graph
+        small (it runs once per generated token in every adapted layer)."""
         shape = tuple(2**size for size in self.chunks)
         tokens = data.shape[0]
         state = self.initial.expand(2, tokens, -1).reshape(2, tokens, *shape)
-        encoding = self._blocks(ry_matrices(data))  # per token, re-uploaded in every layer
-        per_half = 2 + len(self.chunks)
+        # per layer, per chunk (tokens, a, a); unbind, not indexing, so backward does not scatter 8 times
+        encodings = list(zip(*(block.unbind(1) for block in self._blocks(ry_matrices(data[:, None, :] + gates[0])))))
+        per_layer = 4 + len(self.chunks)
         for layer in range(self.depth):
-            state = self._apply_wall(state, encoding, per_token=True)
-            for half in range(2):
-                cos, sin, *blocks = gates[(2 * layer + half) * per_half : (2 * layer + half + 1) * per_half]
-                state = self._apply_wall(self._apply_phase(state, cos, sin), blocks, per_token=False)
+            cos1, sin1, *blocks, cos2, sin2 = gates[1 + layer * per_layer : 1 + (layer + 1) * per_layer]
+            state = self._apply_wall(state, list(encodings[layer]))
+            state = state * cos1 + state.flip(0) * sin1
+            state = self._apply_wall(state, blocks)
+            state = state * cos2 + state.flip(0) * sin2
+        state = self._apply_wall(state, gates[1 + self.depth * per_layer :])
         probabilities = state.square().sum(0).reshape(tokens, -1)
-        return probabilities @ self.signs
-
-    def transfer_matrices(self, gates: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per layer, everything after the data encoding as ONE real (2*2^r, 2*2^r) matrix.
-
-        The two rings and walls of a layer do not depend on the token, so their product U is a
-        constant; for a row state [re | im], multiplying by [[C, S], [-S, C]] with C + iS = U^T
-        applies it. The deployed model uses this (one matmul per layer instead of ~20 small
-        operations, far fewer ONNX nodes per generated token); U^T is the circuit run on the basis."""
-        size = 2**self.n_qubits
-        shape = tuple(2**chunk for chunk in self.chunks)
-        per_half = 2 + len(self.chunks)
-        transfers = []
-        for layer in range(self.depth):
-            state = torch.stack([torch.eye(size, dtype=gates[0].dtype), torch.zeros(size, size, dtype=gates[0].dtype)])
-            state = state.reshape(2, size, *shape)
-            for half in range(2):
-                cos, sin, *blocks = gates[(2 * layer + half) * per_half : (2 * layer + half + 1) * per_half]
-                state = self._apply_wall(self._apply_phase(state, cos, sin), blocks, per_token=False)
-            real, imag = state[0].reshape(size, size), state[1].reshape(size, size)
-            transfers.append(torch.cat([torch.cat([real, imag], 1), torch.cat([-imag, real], 1)], 0))
-        return transfers
-
-    def run_transfers(self, transfers: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
-        """<Z_i> (tokens, r) like :meth:`run`, with each layer's constant part given by :meth:`transfer_matrices`."""
-        shape = tuple(2**size for size in self.chunks)
-        tokens, size = data.shape[0], 2**self.n_qubits
-        state = self.initial.reshape(1, 2 * size).expand(tokens, -1)
-        encoding = self._blocks(ry_matrices(data))
-        for transfer in transfers:
-            state = self._apply_wall(state.reshape(tokens, 2, *shape), encoding, per_token=True, lead="ts")
-            state = state.reshape(tokens, 2 * size) @ transfer
-        probabilities = state.reshape(tokens, 2, size).square().sum(1)
         return probabilities @ self.signs
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
