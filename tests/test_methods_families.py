@@ -1,7 +1,8 @@
-"""The adapter families (DoRA, feed-forward adapters), classical and QPA-generated, on tiny GPT-2 and Llama.
+"""The adapter families (DoRA, feed-forward adapters, prefix tuning), classical and QPA-generated, on tiny GPT-2 and Llama.
 
-Every method must: start exactly at the base model, train exactly what it reports, restore from
-its saved state bit for bit, collapse to a plain model with the same outputs, and survive
+Every method must: start exactly at the base model (prefix tuning cannot: its P extra positions
+take attention weight from the start), train exactly what it reports, restore from its saved
+state bit for bit, collapse to a plain model with the same outputs, and survive
 fit -> export -> ONNX parity through the CLI.
 """
 
@@ -13,10 +14,12 @@ import pytest
 import torch
 
 from fit_helpers import tiny_cli_flags, tiny_config
+from isolated import PROMPT, logits_without_qcompress
 from qcompress.methods import get_method
 from qcompress.models import load_model
+from qcompress.training.run_dir import load_run
 
-METHODS = ["dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa"]
+METHODS = ["dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa", "prefix", "qpa-prefix"]
 
 
 def _variant(name: str) -> tuple[str, dict]:
@@ -55,7 +58,8 @@ def test_starts_at_the_base_model_and_trains_what_it_counts(tiny_model_dir, corp
     ids = _ids(base.config.vocab_size)
     _, _, adapted = _attach(name, tiny_model_dir, corpus_dir)
     adapted.model.eval()
-    torch.testing.assert_close(_logits(adapted.model, ids), _logits(base, ids), atol=1e-5, rtol=0)
+    if "prefix" not in name:
+        torch.testing.assert_close(_logits(adapted.model, ids), _logits(base, ids), atol=1e-5, rtol=0)
     trainable = adapted.trainable_parameters()
     assert {id(p) for p in trainable} == {id(p) for p in adapted.model.parameters() if p.requires_grad}
     assert adapted.counts()["trainable"] == sum(p.numel() for p in trainable)
@@ -103,7 +107,7 @@ def test_saved_magnitudes_must_fit_the_configuration(tiny_llama_dir, corpus_dir)
         trained.load_trainable_state(generated.trainable_state())
 
 
-@pytest.mark.parametrize("method", ["dora", "qpa-dora", "ffa", "qpa-ffa"])
+@pytest.mark.parametrize("method", ["dora", "qpa-dora", "ffa", "qpa-ffa", "prefix", "qpa-prefix"])
 def test_fit_export_parity(run_cli, tiny_model_dir, corpus_dir, tmp_path, method):
     run, artifact = tmp_path / "run", tmp_path / "artifact"
     flags = [*tiny_cli_flags(tiny_model_dir, corpus_dir), "--steps", "2", "--lr", "1e-2"]
@@ -120,3 +124,9 @@ def test_fit_export_parity(run_cli, tiny_model_dir, corpus_dir, tmp_path, method
     from_run = json.loads(run_cli("eval", run, *window).stdout)
     from_artifact = json.loads(run_cli("eval", artifact, *window).stdout)
     assert from_artifact["perplexity"] == pytest.approx(from_run["perplexity"], rel=1e-4)
+    if "prefix" in method:  # base weights + a PEFT adapter: plain transformers + peft reproduce the run
+        reloaded = logits_without_qcompress(artifact / "model", artifact / "model" / "prefix")
+        trained = load_run(run).adapted.model
+        with torch.no_grad():
+            expected = trained(input_ids=torch.tensor(PROMPT)).logits[0]
+        torch.testing.assert_close(reloaded, expected, atol=1e-5, rtol=0)

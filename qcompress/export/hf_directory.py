@@ -63,4 +63,8 @@ class SafetensorsExporter:
         saved.save_pretrained(out_dir, max_shard_size=MAX_SHARD_SIZE)
         tokenizer.save_pretrained(out_dir)
         _check_reload(saved, out_dir)
-        return {"dtype": options.dtype, "tie_word_embeddings": tied}
+        info = {"dtype": options.dtype, "tie_word_embeddings": tied}
+        prefix = getattr(model, "qcompress_prefix", None)
+        if prefix is not None:  # prefix tuning: base weights + a PEFT adapter that plain peft loads
+            info.update(prefix.save_as_peft_adapter(model, out_dir))
+        return info

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 from qcompress.errors import InputError
 from qcompress.methods.base import Method
 from qcompress.methods.generated import TensorSlot
-from qcompress.methods.lora import LoraAdapted
+from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers
 from qcompress.methods.qpa_lora import QpaLoraAdapted
 from qcompress.training.config import FitConfig
@@ -34,7 +34,7 @@ def magnitude_count(peft_model: PeftModel) -> int:
     return sum(module.weight.numel() for module in magnitude_vectors(peft_model).values())
 
 
-class DoraAdapted(LoraAdapted):
+class DoraAdapted(PeftAdapted):
     """PEFT DoRA: trains A, B and the magnitudes; saving, loading and merging are PEFT's (as for LoRA)."""
 
     def counts(self) -> dict[str, int]:

@@ -18,8 +18,8 @@ from transformers import PreTrainedModel
 from qcompress.errors import InputError
 from qcompress.methods.base import AdaptedModel, Method
 from qcompress.methods.generated import TensorSlot
+from qcompress.methods.peft_lora import lora_budget
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-from qcompress.models import resolve_target_modules
 from qcompress.training.config import FitConfig
 
 #: why the Hugging Face directory format is refused for a model carrying these adapters
@@ -77,13 +77,6 @@ def attach_adapters(model: PreTrainedModel, config: FitConfig) -> dict[str, Bott
     return adapters
 
 
-def lora_equivalent(model: PreTrainedModel, config: FitConfig) -> int:
-    """What LoRA of the same rank on the default targets stores: the budget ffa is compared against."""
-    targets = resolve_target_modules(model, config.adapter.targets)
-    modules = [module for name, module in model.named_modules() if any(name == t or name.endswith("." + t) for t in targets)]
-    return sum(config.adapter.rank * sum(module.weight.shape) for module in modules)
-
-
 def adapter_weights(adapters: dict[str, BottleneckAdapter]) -> int:
     return sum(p.numel() for adapter in adapters.values() for p in adapter.parameters())
 
@@ -92,7 +85,7 @@ class FfaAdapted(AdaptedModel):
     """Classical bottleneck adapters: their parameters are trained directly and kept at collapse."""
 
     def __init__(self, model: PreTrainedModel, config: FitConfig):
-        self.lora = lora_equivalent(model, config)
+        self.lora = lora_budget(model, config)
         self.adapters = attach_adapters(model, config)
         self.model = model
 
@@ -124,7 +117,7 @@ class QpaFfaAdapted(QpaLoraAdapted):
     """Every adapter tensor generated (``up`` zero at start); collapse leaves plain dense adapter layers."""
 
     def __init__(self, model: PreTrainedModel, config: FitConfig):
-        self.lora = lora_equivalent(model, config)
+        self.lora = lora_budget(model, config)
         self.adapters = attach_adapters(model, config)
         super().__init__(model, config)
 

@@ -13,7 +13,9 @@ from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, me
 from qcompress.training.config import FitConfig
 
 
-class LoraAdapted(AdaptedModel):
+class PeftAdapted(AdaptedModel):
+    """A PEFT model whose trainable tensors are PEFT's own (LoRA, DoRA, prefix): saved and loaded by PEFT."""
+
     def __init__(self, peft_model: PeftModel):
         self.model = peft_model
 
@@ -44,5 +46,5 @@ class LoraMethod(Method):
     name = "lora"
     default_lr = 2e-4
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> LoraAdapted:
-        return LoraAdapted(attach_peft_lora(model, config))
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> PeftAdapted:
+        return PeftAdapted(attach_peft_lora(model, config))

@@ -51,6 +51,13 @@ def dense_lora_weights(peft_model: PeftModel) -> int:
     )
 
 
+def lora_budget(model: PreTrainedModel, config: FitConfig) -> int:
+    """What LoRA of rank r on the configured targets stores: the budget non-LoRA methods are compared against."""
+    targets = resolve_target_modules(model, config.adapter.targets)
+    modules = [module for name, module in model.named_modules() if any(name == t or name.endswith("." + t) for t in targets)]
+    return sum(config.adapter.rank * sum(module.weight.shape) for module in modules)
+
+
 def merge(peft_model: PeftModel) -> PreTrainedModel:
     """PEFT's merge (Conv1D and Linear handled by PEFT) into plain dense weights, adapter removed."""
     merged = peft_model.merge_and_unload(progressbar=False, safe_merge=True)

@@ -35,6 +35,7 @@ class AdapterConfig(StrictModel):
     generator_scope: Literal["shared", "layer"] = Field(
         "shared", description="one generator for all adapted layers, or one per layer"
     )
+    prefix_tokens: int = Field(16, ge=1, le=1024, description="prefix / qpa-prefix: virtual tokens of keys and values per layer")
     dora_magnitude: Literal["generated", "trained"] = Field(
         "generated", description="qpa-dora: DoRA's magnitude vectors come from the generator, or are trained directly"
     )

@@ -1,0 +1,103 @@
+"""``prefix`` / ``qpa-prefix``: prefix tuning (PEFT's), classical and generated.
+
+PEFT's prefix tuning (no reparametrisation MLP) trains ``adapter.prefix_tokens`` virtual tokens
+of keys and values for every attention layer: one (P, layers * 2 * kv_heads * head_dim) tensor,
+the prompt encoder's embedding. ``qpa-prefix`` generates that tensor from a QPA generator through
+the same mechanism as ``qpa-lora`` (the embedding becomes a view of the generator output). A
+prefix cannot be merged into weights: collapse returns the base model with the prefix installed
+as constant past keys/values (:mod:`qcompress.export.prefix_module`), which the ONNX export bakes
+into the graph and the safetensors export writes as a PEFT adapter next to the base weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from peft import PeftModel, PrefixTuningConfig, get_peft_model
+from transformers import PreTrainedModel
+
+from qcompress.export.kv_cache_wrapper import cache_geometry
+from qcompress.export.prefix_module import ConstantPrefix
+from qcompress.methods.base import Method
+from qcompress.methods.generated import TensorSlot
+from qcompress.methods.lora import PeftAdapted
+from qcompress.methods.peft_lora import ADAPTER, lora_budget
+from qcompress.methods.qpa_lora import QpaLoraAdapted
+from qcompress.training.config import FitConfig
+
+
+def attach_peft_prefix(model: PreTrainedModel, config: FitConfig) -> PeftModel:
+    """Wrap ``model`` with PEFT prefix tuning (base frozen), the prefix initialised from the run's seed."""
+    prefix_config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.adapter.prefix_tokens)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return get_peft_model(model, prefix_config)
+
+
+def prefix_embedding(peft_model: PeftModel) -> torch.nn.Embedding:
+    return peft_model.prompt_encoder[ADAPTER].embedding
+
+
+def constant_prefix(peft_model: PeftModel) -> PreTrainedModel:
+    """The base model with the (evaluated) prefix installed as constant past keys/values."""
+    base = peft_model.get_base_model()
+    layers, kv_heads, _ = cache_geometry(base)
+    peft_config = peft_model.peft_config[ADAPTER].to_dict()
+    ConstantPrefix(prefix_embedding(peft_model).weight, peft_config, layers, kv_heads).install(base)
+    base.eval()
+    return base
+
+
+class PrefixAdapted(PeftAdapted):
+    """PEFT prefix tuning: the prefix tensor is trained directly; compared against LoRA of rank r."""
+
+    def __init__(self, peft_model: PeftModel, config: FitConfig):
+        super().__init__(peft_model)
+        self.lora = lora_budget(peft_model.get_base_model(), config)
+
+    def counts(self) -> dict[str, int]:
+        n = prefix_embedding(self.model).weight.numel()
+        return {"trainable": n, "adapter_weights": n, "lora_equivalent": self.lora,
+                "prefix_tokens": self.model.peft_config[ADAPTER].num_virtual_tokens}
+
+    def collapse(self) -> PreTrainedModel:
+        return constant_prefix(self.model)
+
+
+class QpaPrefixAdapted(QpaLoraAdapted):
+    """The whole prefix tensor generated; collapse evaluates it once and installs it as a constant."""
+
+    def __init__(self, peft_model: PeftModel, config: FitConfig):
+        self.lora = lora_budget(peft_model.get_base_model(), config)
+        super().__init__(peft_model, config)
+
+    def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+        return [("prefix", prefix_embedding(model))]
+
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+        # not zero at start: an all-zero prefix is no identity either (it still takes attention weight)
+        return [TensorSlot(f"{name}.embedding", layer)]
+
+    def counts(self) -> dict[str, int]:
+        return {**super().counts(), "lora_equivalent": self.lora,
+                "prefix_tokens": self.model.peft_config[ADAPTER].num_virtual_tokens}
+
+    def collapse(self) -> PreTrainedModel:
+        self.generated.release()
+        return constant_prefix(self.model)
+
+
+class PrefixMethod(Method):
+    name = "prefix"
+    default_lr = 1e-2  # PEFT's prefix-tuning examples; the prefix is a free tensor, not a low-rank update
+
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> PrefixAdapted:
+        return PrefixAdapted(attach_peft_prefix(model, config), config)
+
+
+class QpaPrefixMethod(Method):
+    name = "qpa-prefix"
+    default_lr = 3e-3
+    state_file = "generator.safetensors"
+
+    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaPrefixAdapted:
+        return QpaPrefixAdapted(attach_peft_prefix(model, config), config)
