@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from fit_helpers import tiny_cli_flags, tiny_config
 from qcompress.errors import CheckFailed, InputError
+from qcompress.training.device import resolve_device
 from qcompress.training.fit import fit
 
 
@@ -18,6 +19,7 @@ def test_fit_lowers_heldout_perplexity_and_writes_the_run(tiny_model_dir, corpus
     result = fit(config, tmp_path / "run")
     summary = result.summary
     assert summary["eval_perplexity"] < summary["initial_eval_perplexity"]
+    assert summary["device"] == str(resolve_device("auto"))  # a GPU when present, else the CPU
     run = tmp_path / "run"
     state_file = "generator.safetensors" if method == "qpa-lora" else "adapter.safetensors"
     for name in ("qcompress.json", state_file, "metrics.jsonl", "curves.png", "summary.json", "checkpoint/state.pt"):
@@ -95,6 +97,8 @@ def test_cli_fit_then_eval_run_and_base(run_cli, tiny_gpt2_dir, corpus_dir, tmp_
         (["--seq-len", "100000"], "longer than the model's context"),
         (["--rank", "0"], "rank"),
         (["--n-mlp", "0"], "n_mlp"),
+        (["--device", "cuda:7"], "not available on this machine"),
+        (["--device", "abacus"], "unknown --device"),
     ],
 )
 def test_cli_fit_bad_input_is_one_line_nonzero(run_cli, tiny_gpt2_dir, corpus_dir, tmp_path, flags, message):

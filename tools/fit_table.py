@@ -1,4 +1,4 @@
-"""The fit issue's comparison table: base vs lora vs qpa-lora on one budget, side by side in one run.
+"""The comparison table: base vs every method (classical and QPA) on one budget, side by side in one run.
 
 Every run is a separate ``qcompress fit --json`` process (so peak RSS is per run), with the same
 model, data, steps, batch, sequence length and seed; the base model is scored with
@@ -31,7 +31,10 @@ VARIANTS: dict[str, list[str]] = {
     "qpa-ffa": ["--method", "qpa-ffa"],
     # QTHA as specified (TT inner width 256, bond 8) costs more than LoRA; inner 32, bond 4 is ~23% of it
     "qtha": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"],
+    "qtha-lr3e-3": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--lr", "3e-3"],
     "qtha-256": ["--method", "qtha"],
+    "prefix": ["--method", "prefix"],
+    "qpa-prefix": ["--method", "qpa-prefix"],
 }
 
 

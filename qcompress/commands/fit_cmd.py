@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         eval_seq_len: int = typer.Option(None, help="Evaluation window in tokens (default 256)."),
         eval_stride: int = typer.Option(None, help="Evaluation window advance (default 128)."),
         threads: int = typer.Option(None, help="torch CPU threads (default: all cores)."),
+        device: str = typer.Option(None, help="torch device: auto (default: a GPU when present, else CPU), cpu, cuda, cuda:N, mps."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
         force: bool = typer.Option(False, "--force", help="Replace an existing run directory in --out."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -60,7 +61,7 @@ def register(app: typer.Typer) -> None:
             "qpa.n_mlp": n_mlp, "qpa.depth": depth, "qpa.backend": backend,
             "qtha.inner": qtha_inner, "qtha.bond": qtha_bond, "qtha.layers": qtha_layers,
             "steps": steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
-            "seq_len": seq_len, "seed": seed, "eval_every": eval_every, "threads": threads,
+            "seq_len": seq_len, "seed": seed, "eval_every": eval_every, "threads": threads, "device": device,
             "eval_tokens": eval_tokens, "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
         }
         given = [key.split(".")[-1].replace("_", "-") for key, value in overrides.items() if value is not None]

@@ -73,6 +73,7 @@ class FitConfig(StrictModel):
     eval_stride: int = Field(128, ge=1)
     checkpoint_every: int = Field(50, ge=1)
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
+    device: str = Field("auto", description="torch device: auto (a GPU when present), cpu, cuda, cuda:N or mps")
 
     @model_validator(mode="after")
     def _consistent(self) -> FitConfig:

@@ -22,6 +22,7 @@ from qcompress.methods import AdaptedModel, get_method
 from qcompress.training.batches import BlockSampler
 from qcompress.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint
 from qcompress.training.config import FitConfig
+from qcompress.training.device import resolve_device
 from qcompress.training.evaluate import perplexity
 from qcompress.training.plots import plot_curves
 from qcompress.training.run_dir import HEADER, read_header, save_tensors, write_header
@@ -97,11 +98,14 @@ def fit(
     method = get_method(config.method)
     if config.lr is None:  # record the rate actually used, so the run never depends on a later default
         config = config.model_copy(update={"lr": method.default_lr})
+    device = resolve_device(config.device)
     corpus = load_corpus(config.data, config.eval_data)  # before the model: a wrong path fails fast
     loaded = load_model(config.model)
     context = getattr(loaded.model.config, "max_position_embeddings", None) or getattr(loaded.model.config, "n_positions", None)
     blocks, held_out = tokenize_data(corpus, config, loaded.tokenizer, context)
     adapted = method.attach(loaded.model, config)
+    adapted.model.to(device)
+    held_out = held_out.to(device)
     counts = adapted.counts()
     if resume:
         header = read_header(out)
@@ -114,7 +118,7 @@ def fit(
     params = adapted.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=config.effective_warmup_steps, num_training_steps=config.steps)
-    sampler = BlockSampler(blocks, config.batch_size, config.seed)
+    sampler = BlockSampler(blocks.to(device), config.batch_size, config.seed)
 
     start = 0
     if resume:
@@ -184,6 +188,7 @@ def fit(
         "fraction_of_lora": counts["trainable"] / counts["lora_equivalent"],
         "seconds_per_step_median": sorted(step_times)[len(step_times) // 2] if step_times else math.nan,
         "tokens_per_step": tokens_per_step,
+        "device": str(device),
         "peak_rss_mb": _peak_rss_mb(),
     }
     write_json_atomic(out / "summary.json", summary)
@@ -193,7 +198,7 @@ def fit(
 
 def _checkpoint(out: Path, step: int, adapted: AdaptedModel, optimizer, scheduler, state_file: str, metrics: list[dict]) -> None:
     """Trained state + checkpoint + metrics, each written atomically, in that order."""
-    trainable = adapted.trainable_state()
+    trainable = {name: tensor.cpu() for name, tensor in adapted.trainable_state().items()}
     save_tensors(out / state_file, trainable)
     save_checkpoint(out, step, trainable, optimizer, scheduler)
     write_text_atomic(out / METRICS, "".join(json.dumps(row) + "\n" for row in metrics))

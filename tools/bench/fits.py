@@ -28,8 +28,3 @@ def fit(out: Path, flags: list[str], reuse: bool = False) -> dict[str, Any]:
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value, so one seed still renders)."""
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def device_note(device: str) -> str | None:
-    """``qcompress fit`` has no --device yet, so fits always run on the CPU; say so instead of ignoring it."""
-    return None if device == "cpu" else f"--device {device} ignored: qcompress fit has no --device option yet (fits ran on CPU)"

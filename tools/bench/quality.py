@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from common import environment, new_figure, save_png, markdown_table, write_suite
-from fits import device_note, fit, mean_std
+from fits import fit, mean_std
 
 VARIANTS: dict[str, list[str]] = {
     "lora-r4": ["--method", "lora", "--rank", "4"],
@@ -29,7 +29,7 @@ VARIANTS: dict[str, list[str]] = {
 def run(out_dir: Path, model: str, data: str, steps: int, seeds: list[int], variants: list[str], threads: int,
         device: str, fit_args: list[str]) -> dict[str, Any]:
     """Run every (variant, seed) not already finished; write quality.{json,md,png} into ``out_dir``."""
-    common = ["--model", model, "--data", data, "--steps", str(steps), "--eval-every", "0", "--threads", str(threads),
+    common = ["--model", model, "--data", data, "--steps", str(steps), "--eval-every", "0", "--threads", str(threads), "--device", device,
               *fit_args]
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for seed in seeds:
@@ -40,8 +40,7 @@ def run(out_dir: Path, model: str, data: str, steps: int, seeds: list[int], vari
             print(f"{name} seed {seed}: perplexity {summary['eval_perplexity']:.3f}", flush=True)
     payload = {
         "suite": "quality",
-        "settings": {"model": model, "data": data, "steps": steps, "seeds": seeds, "threads": threads, "fit_args": fit_args},
-        "notes": [note for note in [device_note(device)] if note],
+        "settings": {"model": model, "data": data, "device": device, "steps": steps, "seeds": seeds, "threads": threads, "fit_args": fit_args},
         "environment": environment(["torch", "transformers", "peft", "quimb"]),
         "rows": aggregate(runs),
     }
@@ -70,8 +69,7 @@ def render(payload: dict[str, Any]) -> str:
     return (f"## Quality: {s['model']} on {s['data']}, {s['steps']} steps, seeds {s['seeds']}\n\n"
             + markdown_table(["variant", "trainable params", "held-out perplexity (mean ± std)", "runs"], rows)
             + "\nclassical-ablation-* = qpa-lora with the circuit replaced by a trainable vector of the same size "
-              "(--backend classical).\n"
-            + "".join(f"\n- {note}\n" for note in payload["notes"]))
+              f"(--backend classical). Device: {s['device']}.\n")
 
 
 def plot(payload: dict[str, Any], path: Path) -> None:

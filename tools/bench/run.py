@@ -22,6 +22,7 @@ import deploy  # noqa: E402
 import generator  # noqa: E402
 import quality  # noqa: E402
 import train  # noqa: E402
+from qcompress.training.device import resolve_device  # noqa: E402
 
 SUITES = ["generator", "train", "deploy", "quality"]
 
@@ -30,7 +31,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suites", nargs="+", choices=SUITES, help="suites to run, in order")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for <suite>.json/.md/.png")
-    parser.add_argument("--device", default="cpu", help="torch device for what can use one (e.g. cuda)")
+    parser.add_argument("--device", default="auto", help="torch device for fits and the generator suite: auto (a GPU when present), cpu, cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 lets two streams share 2 cores)")
     group = parser.add_argument_group("generator")
     group.add_argument("--qubits", type=int, nargs="+", default=[8, 12, 16, 20], help="circuit widths N")
@@ -59,6 +60,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    args.device = str(resolve_device(args.device))  # "auto" -> the device actually used, recorded in every suite
     for suite in args.suites:
         if suite == "generator":
             generator.run(args.out, args.qubits, args.depth, args.device, args.repeats, args.max_step_s,

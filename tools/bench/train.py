@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from common import environment, markdown_table, write_suite
-from fits import device_note, fit
+from fits import fit
 
 METHODS: dict[str, list[str]] = {
     "lora": ["--method", "lora"],
@@ -25,7 +25,7 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
         fit_args: list[str], methods: list[str] | None = None) -> dict[str, Any]:
     """Run the suite and write train.{json,md} into ``out_dir``."""
     common = ["--model", model, "--data", data, "--steps", str(steps), "--eval-every", "0", "--eval-tokens", "512",
-              "--threads", str(threads), "--seed", "0", *fit_args]
+              "--threads", str(threads), "--device", device, "--seed", "0", *fit_args]
     samples: dict[str, list[dict[str, Any]]] = {name: [] for name in methods or METHODS}
     for round_ in range(rounds):
         for name in samples:
@@ -44,9 +44,8 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
     }
     payload = {
         "suite": "train",
-        "settings": {"model": model, "data": data, "steps": steps, "rounds": rounds, "threads": threads,
+        "settings": {"model": model, "data": data, "device": device, "steps": steps, "rounds": rounds, "threads": threads,
                      "fit_args": fit_args},
-        "notes": [note for note in [device_note(device)] if note],
         "environment": environment(["torch", "transformers", "peft", "quimb"]),
         "results": results,
     }
@@ -54,9 +53,8 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
     rows = [[name, f"{r['trainable']:,}", r["tokens_per_step"], f"{r['seconds_per_step']:.3f}",
              f"{r['seconds_per_step'] / results[first]['seconds_per_step']:.2f}x", f"{r['peak_rss_mb']:.0f}"]
             for name, r in results.items()]
-    markdown = (f"## Train: {model} on {data}, {steps} steps x {rounds} rounds, {threads} thread(s)\n\n"
-                + markdown_table(["method", "trainable", "tokens/step", "s/step (median)", f"vs {first}", "peak RSS (MB)"], rows)
-                + "".join(f"\n- {note}\n" for note in payload["notes"]))
+    markdown = (f"## Train: {model} on {data}, {steps} steps x {rounds} rounds, {threads} thread(s), device {device}\n\n"
+                + markdown_table(["method", "trainable", "tokens/step", "s/step (median)", f"vs {first}", "peak RSS (MB)"], rows))
     print(markdown)
     write_suite(out_dir, "train", payload, markdown)
     return payload
