@@ -11,7 +11,7 @@ from qcompress.circuits import build_ansatz, init_weights
 from qcompress.circuits.qtha_ansatz import MAX_QUBITS, weights_per_layer
 from qcompress.errors import InputError
 from qcompress.methods import get_method
-from qcompress.export.qtha_module import QthaDeployed
+from qcompress.export.qtha_module import FoldedQtha, deploy_groups
 from qcompress.methods.qtha_circuit import QthaStatevector
 from qcompress.methods.tensor_train import TTLinear, bond_dimensions, factorize
 from qcompress.models import load_model
@@ -19,7 +19,7 @@ from qcompress.models import load_model
 from fit_helpers import tiny_config
 
 
-@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (3, 2), (5, 2), (9, 1)])  # 1, 2 and 3 chunks
 def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
     ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)
     assert len(ansatz.weight_symbols) == depth * weights_per_layer(n_qubits)
@@ -136,18 +136,29 @@ def test_rank_below_one_is_rejected(tiny_gpt2_dir, corpus_dir):
         build_ansatz("qtha", n_qubits=0, depth=1)
 
 
-def test_deployed_layer_with_constant_gates_equals_the_trained_circuit():
-    """QthaDeployed prepares the gates once (float64, walls merged) and keeps them as buffers."""
+def test_deployed_group_with_constant_gates_equals_each_trained_circuit():
+    """A group prepares its members' gates once (float64, walls merged), stacks them and runs them in one pass."""
     gen = torch.Generator().manual_seed(1)
-    weights = init_weights(build_ansatz("qtha", n_qubits=5, depth=3), seed=4)
-    weight, bias = torch.randn(7, 6, generator=gen), torch.randn(7, generator=gen)
-    encode, encode_bias, readout = torch.randn(5, 6, generator=gen), torch.randn(5, generator=gen), torch.randn(7, 5, generator=gen)
-    deployed = QthaDeployed(weight, bias, encode, encode_bias, readout, weights, depth=3)
+    members = [
+        FoldedQtha(torch.randn(out, 6, generator=gen), torch.randn(out, generator=gen), torch.randn(5, 6, generator=gen),
+                   torch.randn(5, generator=gen), torch.randn(out, 5, generator=gen),
+                   init_weights(build_ansatz("qtha", n_qubits=5, depth=3), seed=seed))
+        for seed, out in ((4, 7), (5, 3))
+    ]
+    parent = torch.nn.Module()
+    deployed = deploy_groups(parent, {"q": members[0], "v": members[1]}, depth=3)
+    assert [name for name, _ in parent.named_children()] == ["qtha_circuits_0"]
     x = torch.randn(2, 4, 6, generator=gen)
-    angles = (x @ encode.T + encode_bias).reshape(-1, 5).double()
-    circuit = QthaStatevector(5, 3).double()(weights.double(), angles).float().reshape(2, 4, 5)
-    assert torch.allclose(deployed(x), x @ weight.T + bias + circuit @ readout.T, atol=1e-5)
-    assert not any(name.startswith("gate_") for name, _ in deployed.named_parameters())
+    for name, folded in zip("qv", members):
+        angles = (x @ folded.encode.T + folded.encode_bias).reshape(-1, 5).double()
+        circuit = QthaStatevector(5, 3).double()(folded.angles.double(), angles).float().reshape(2, 4, 5)
+        expected = x @ folded.weight.T + folded.bias + circuit @ folded.readout.T
+        assert torch.allclose(deployed[name](x), expected, atol=1e-5)
+    group = parent.qtha_circuits_0
+    before = group._last[1]
+    deployed["q"](x.clone())  # another input tensor: recomputed, not reused
+    assert group._last[1] is not before
+    assert not any(name.startswith("gate_") for name, _ in group.named_parameters())
 
 
 def test_recomputed_circuit_gives_the_same_gradients(tiny_llama_dir, corpus_dir):

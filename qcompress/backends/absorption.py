@@ -43,8 +43,8 @@ def kron_all(mats: torch.Tensor) -> torch.Tensor:
     result = mats[..., 0, :, :]
     for k in range(1, mats.shape[-3]):
         factor = mats[..., k, :, :]
-        rows, cols = result.shape[-2] * factor.shape[-2], result.shape[-1] * factor.shape[-1]
-        result = (result[..., :, None, :, None] * factor[..., None, :, None, :]).reshape(*result.shape[:-2], rows, cols)
+        # flatten, not reshape(*shape): no shape arithmetic on (possibly symbolic) leading dims in traced graphs
+        result = (result[..., :, None, :, None] * factor[..., None, :, None, :]).flatten(-4, -3).flatten(-2, -1)
     return result
 
 

@@ -21,7 +21,7 @@ from transformers.pytorch_utils import Conv1D
 from qcompress.circuits.base import init_weights
 from qcompress.circuits.qtha_ansatz import build_qtha_ansatz, check_size
 from qcompress.errors import InputError
-from qcompress.export.qtha_module import NOT_A_PLAIN_MODEL, QthaDeployed
+from qcompress.export.qtha_module import NOT_A_PLAIN_MODEL, FoldedQtha, deploy_groups
 from qcompress.methods.base import AdaptedModel, Method
 from qcompress.methods.qtha_circuit import QthaStatevector
 from qcompress.methods.tensor_train import TTLinear
@@ -78,7 +78,7 @@ class QthaLayer(torch.nn.Module):
         q = self.quantum(a)
         return self.base(x) + self.tt_b(self.mlp_b(self.qw(q) + self.cw(a))) * self.scale
 
-    def deployed(self, depth: int) -> QthaDeployed:
+    def folded(self) -> FoldedQtha:
         """Fold every linear piece (in float64; TT matrices from quimb) around the circuit."""
         with torch.no_grad():
             tt_a, tt_b = self.tt_a.dense_quimb().double(), self.tt_b.dense_quimb().double()
@@ -92,8 +92,8 @@ class QthaLayer(torch.nn.Module):
             bias = branch_bias if bias is None else bias + branch_bias
             readout = (self.qw.weight.double().T @ to_out).T  # (out, r)
             encode = (tt_a @ w_a.T).T  # (r, in)
-            return QthaDeployed(merged.float(), bias.float(), encode.float(), b_a.float(), readout.float(),
-                                self.angles.detach().float(), depth)
+            return FoldedQtha(merged.float(), bias.float(), encode.float(), b_a.float(), readout.float(),
+                              self.angles.detach().float())
 
 
 def make_circuit(rank: int, depth: int, simulator: str):
@@ -173,8 +173,14 @@ class QthaAdapted(AdaptedModel):
         }
 
     def collapse(self) -> PreTrainedModel:
+        siblings: dict[str, dict[str, FoldedQtha]] = {}
         for name, layer in self.layers.items():
-            replace_module(self.model, name, layer.deployed(self.depth))
+            parent, _, child = name.rpartition(".")
+            siblings.setdefault(parent, {})[child] = layer.folded()
+        for parent_name, members in siblings.items():
+            parent = self.model.get_submodule(parent_name)
+            for child, deployed in deploy_groups(parent, members, self.depth).items():
+                setattr(parent, child, deployed)
         self.layers = {}
         self.model.qcompress_unsupported_formats = {"safetensors": NOT_A_PLAIN_MODEL}
         self.model.eval()

@@ -50,11 +50,12 @@ class QthaStatevector(torch.nn.Module):
         self.chunks = [len(part) for part in torch.arange(n_qubits).tensor_split(n_chunks)]
         ends = list(itertools.accumulate(self.chunks))
         self.bounds = list(zip([0, *ends[:-1]], ends))  # plain ints: the ONNX trace must not read tensors
+        self.sizes = tuple(2**size for size in self.chunks)
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
         self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
-        initial = torch.zeros(2, 1, 2**n_qubits)
-        initial[0, 0, 0] = 1.0  # |0...0>, real
+        initial = torch.zeros(2, 1, *self.sizes)
+        initial.view(-1)[0] = 1.0  # |0...0>, real; (re/im, token axis of size 1, *chunks)
         self.register_buffer("initial", initial, persistent=False)
 
     def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
@@ -65,7 +66,7 @@ class QthaStatevector(torch.nn.Module):
         layer l (zero in the first), so per layer the state sees one per-token wall, a phase, one
         constant wall and a phase. Training calls this every step; the deployed model calls it once
         and keeps the result as constants, so its graph holds no trigonometry of trained angles."""
-        shape = tuple(2**size for size in self.chunks)
+        shape = self.sizes
         rings = self.forward_ring.shape[1]
         layers = weights.reshape(self.depth, -1)
         first_wall, second_wall = layers[:, rings : rings + self.n_qubits], layers[:, -self.n_qubits :]
@@ -83,37 +84,46 @@ class QthaStatevector(torch.nn.Module):
         return [torch.cat([cos, cos]), torch.cat([-sin, sin])]
 
     def _blocks(self, matrices: torch.Tensor) -> list[torch.Tensor]:
-        """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices."""
-        return [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds]
+        """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices; the last chunk's transposed.
+
+        The last chunk multiplies the state from the right, so its block is built transposed (the
+        Kronecker product of the transposed factors): no transpose per layer at run time."""
+        blocks = [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds[:-1]]
+        lo, hi = self.bounds[-1]
+        return blocks + [kron_all(matrices[..., lo:hi, :, :].transpose(-1, -2))]
 
     def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
-        """Apply one Kronecker block per chunk to the (re/im, token, *chunks) state.
+        """Apply one Kronecker block per chunk to the (re/im, *lead, *chunks) state.
 
-        Blocks are (a, a) constants or (token, a, a) per token. The first chunk is a matmul from
-        the left and the last one from the right (no transposes, two MatMul nodes in ONNX); a
-        middle chunk (r > 8) is an einsum."""
-        lead, sizes = state.shape[:2], state.shape[2:]
-        first, *middle, last = blocks if len(blocks) > 1 else [*blocks, None]
-        state = (first @ state.reshape(*lead, sizes[0], -1)).reshape(state.shape)
+        ``lead`` is (token,) in training and (member, token) for a stacked group of deployed layers;
+        blocks are constants (*, a, a) or per token (*lead, a, a), broadcast over the re/im axis (and
+        over size-1 axes of the initial state). The first chunk is a matmul from the left, the last
+        one from the right (its block already transposed), a middle chunk (r > 8) an einsum; only
+        flatten/unflatten of the chunk axes reshape, so a traced graph has no shape arithmetic."""
+        if len(blocks) == 1:
+            return (blocks[0] @ state.unsqueeze(-1)).squeeze(-1)
+        first, *middle, last = blocks
+        if not middle:
+            return first @ state @ last
+        sizes, n = self.sizes, len(self.sizes)
+        state = (first @ state.flatten(-(n - 1))).unflatten(-1, sizes[1:])
+        legs = "abcdefgh"[:n]
         for axis, block in enumerate(middle, start=1):
-            legs = "abcdefgh"[: len(sizes)]
-            token = "t" if block.dim() == 3 else ""
-            state = torch.einsum(f"st{legs},{token}z{legs[axis]}->st{legs.replace(legs[axis], 'z')}", state, block)
-        if last is not None:
-            state = (state.reshape(*lead, -1, sizes[-1]) @ last.transpose(-1, -2)).reshape(state.shape)
-        return state
+            state = torch.einsum(f"...{legs},...z{legs[axis]}->...{legs.replace(legs[axis], 'z')}", state, block)
+        return (state.flatten(-n, -2) @ last).unflatten(-2, sizes[:-1])
 
     def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
-        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r).
+        """<Z_i> (*lead, r) of the circuit with prepared ``gates`` and angles ``data`` (*lead, r).
 
-        The per-token encoding blocks of all layers are built in one go, and a phase is
-        ``state * c + flip(state) * s`` on the (re, im) axis: what keeps the deployed ONNX graph
-        small (it runs once per generated token in every adapted layer)."""
-        shape = tuple(2**size for size in self.chunks)
-        tokens = data.shape[0]
-        state = self.initial.expand(2, tokens, -1).reshape(2, tokens, *shape)
-        # per layer, per chunk (tokens, a, a); unbind, not indexing, so backward does not scatter 8 times
-        encodings = list(zip(*(block.unbind(1) for block in self._blocks(ry_matrices(data[:, None, :] + gates[0])))))
+        The per-token encoding blocks of all layers are built in one go, the first wall broadcasts
+        |0...0> over the tokens, and a phase is ``state * c + flip(state) * s`` on the (re, im)
+        axis: what keeps the deployed ONNX graph small (it runs once per generated token in every
+        adapted layer). With stacked gates (see :func:`stack_gates`) and data (member, token, r)
+        one call runs a whole group of layers."""
+        state = self.initial.view(2, *([1] * (data.dim() - 1)), *self.sizes)
+        angles = data.unsqueeze(-2) + gates[0].unsqueeze(-3)  # (*lead, layers, r)
+        # per layer, per chunk (*lead, a, a); unbind, not indexing, so backward does not scatter per layer
+        encodings = list(zip(*(block.unbind(-3) for block in self._blocks(ry_matrices(angles)))))
         per_layer = 4 + len(self.chunks)
         for layer in range(self.depth):
             cos1, sin1, *blocks, cos2, sin2 = gates[1 + layer * per_layer : 1 + (layer + 1) * per_layer]
@@ -122,8 +132,25 @@ class QthaStatevector(torch.nn.Module):
             state = self._apply_wall(state, blocks)
             state = state * cos2 + state.flip(0) * sin2
         state = self._apply_wall(state, gates[1 + self.depth * per_layer :])
-        probabilities = state.square().sum(0).reshape(tokens, -1)
+        probabilities = state.square().sum(0).flatten(-len(self.sizes))
         return probabilities @ self.signs
+
+    def stack(self, members: list[list[torch.Tensor]]) -> list[torch.Tensor]:
+        """Prepared gates of several circuits of this shape stacked on a member axis, for one :meth:`run`.
+
+        Offsets (L, r) -> (M, L, r); phases (2, 1, *chunks) -> (2, M, 1, *chunks); wall blocks
+        (a, a) -> (M, 1, a, a): each broadcasts against a (re/im, member, token, *chunks) state."""
+        n = len(self.chunks)
+        kinds = ["offsets"] + (["phase"] * 2 + ["block"] * n + ["phase"] * 2) * self.depth + ["block"] * n
+        stacked = []
+        for kind, gate in zip(kinds, zip(*members), strict=True):
+            if kind == "phase":
+                stacked.append(torch.stack(gate, 1))
+            elif kind == "block":
+                stacked.append(torch.stack(gate).unsqueeze(1))
+            else:
+                stacked.append(torch.stack(gate))
+        return stacked
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         return self.run(self.prepare(weights), data)
