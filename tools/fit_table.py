@@ -31,7 +31,7 @@ VARIANTS: dict[str, list[str]] = {
     "qpa-ffa": ["--method", "qpa-ffa"],
     # QTHA as specified (TT inner width 256, bond 8) costs more than LoRA; inner 32, bond 4 is ~23% of it
     "qtha": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"],
-    "qtha-lr3e-3": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--lr", "3e-3"],
+    "qtha-lr1e-3": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--lr", "1e-3"],
     "qtha-256": ["--method", "qtha"],
     "prefix": ["--method", "prefix"],
     "qpa-prefix": ["--method", "qpa-prefix"],
