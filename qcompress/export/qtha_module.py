@@ -45,7 +45,7 @@ class FoldedQtha:
 
 
 class QthaGroup(torch.nn.Module):
-    """The circuits of sibling layers with one input, as stacked constants: ``expectations(x) -> (M, tokens, r)``."""
+    """The circuits of sibling layers with one input, as stacked constants: ``expectations(x) -> (tokens, M, r)``."""
 
     def __init__(self, members: list[FoldedQtha], depth: int) -> None:
         super().__init__()
@@ -68,7 +68,7 @@ class QthaGroup(torch.nn.Module):
         if self._last is not None and self._last[0] is x:
             return self._last[1]
         angles = x.reshape(-1, self.in_features) @ self.encode + self.encode_bias
-        angles = angles.unflatten(-1, (self.n_members, self.rank)).transpose(0, 1)  # (M, tokens, r)
+        angles = angles.reshape(-1, self.n_members, self.rank)  # (tokens, M, r)
         gates = [getattr(self, f"gate_{index}") for index in range(self.n_gates)]
         result = self.circuit.run(gates, angles)
         self._last = (x, result)
@@ -89,7 +89,7 @@ class QthaDeployed(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.nn.functional.linear(x, self.weight, self.bias)
-        branch = self._group[0].expectations(x)[self.index] @ self.readout
+        branch = self._group[0].expectations(x).select(1, self.index) @ self.readout
         return out + branch.view_as(out)
 
 

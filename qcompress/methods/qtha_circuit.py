@@ -18,17 +18,36 @@ import math
 
 import torch
 
-from qcompress.backends.absorption import kron_all
 from qcompress.backends.base import basis_bits, z_signs
 from qcompress.circuits.qtha_ansatz import check_size, ring_pairs, weights_per_layer
 
 CHUNK_QUBITS = 4
 
 
-def ry_matrices(angles: torch.Tensor) -> torch.Tensor:
-    """(..., 2, 2) real RY(angle) = [[cos, -sin], [sin, cos]] of half the angle, as Cirq defines it."""
-    cos, sin = torch.cos(angles / 2), torch.sin(angles / 2)
-    return torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+def rotation_basis(n_qubits: int, transpose: bool) -> torch.Tensor:
+    """(2^k, 4^k): row S is the flattened Kronecker product of J on the qubits set in S and I elsewhere.
+
+    RY(a) = cos(a/2) I + sin(a/2) J with J = [[0, -1], [1, 0]], so a wall of k RY gates is
+    sum_S w_S J_S with w = kron over qubits of (cos, sin): one matmul of w with this basis builds
+    the wall's 2^k x 2^k block (transposed if asked), with no permutation or interleaved broadcast."""
+    identity, j = torch.eye(2, dtype=torch.float64), torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=torch.float64)
+    rows = []
+    for subset in range(2**n_qubits):
+        block = torch.ones(1, 1, dtype=torch.float64)
+        for qubit in range(n_qubits):
+            block = torch.kron(block, j if (subset >> (n_qubits - 1 - qubit)) & 1 else identity)
+        rows.append((block.T if transpose else block).reshape(-1))
+    return torch.stack(rows)
+
+
+def bit_selector(n_qubits: int) -> torch.Tensor:
+    """(2k, k * 2^k): maps the (cos, sin) pairs of k qubits to, per qubit, the factor every basis state S takes
+    (cos if the qubit's bit in S is 0, sin if 1); their product over the qubits is kron of the pairs."""
+    selector = torch.zeros(2 * n_qubits, n_qubits, 2**n_qubits, dtype=torch.float64)
+    for qubit in range(n_qubits):
+        for subset in range(2**n_qubits):
+            selector[2 * qubit + ((subset >> (n_qubits - 1 - qubit)) & 1), qubit, subset] = 1.0
+    return selector.reshape(2 * n_qubits, -1)
 
 
 def ring_phase_map(n_qubits: int, step: int) -> torch.Tensor:
@@ -54,9 +73,17 @@ class QthaStatevector(torch.nn.Module):
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
         self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
-        initial = torch.zeros(2, 1, *self.sizes)
-        initial.view(-1)[0] = 1.0  # |0...0>, real; (re/im, token axis of size 1, *chunks)
+        # state layout (*lead, chunk_1, re/im, chunk_2, ..., chunk_n): every constant broadcasts over the
+        # leading (token[, member]) axes only, which is ONNX Runtime's fast broadcasting path
+        self.layout = (self.sizes[0], 2, *self.sizes[1:])
+        initial = torch.zeros(self.layout)
+        initial.view(-1)[0] = 1.0  # |0...0>, real
         self.register_buffer("initial", initial, persistent=False)
+        self.register_buffer("swap_index", torch.tensor([1, 0]), persistent=False)
+        for index, size in enumerate(self.chunks):  # the last chunk multiplies from the right: its blocks transposed
+            basis = rotation_basis(size, transpose=index == n_chunks - 1 and n_chunks > 1)
+            self.register_buffer(f"rotation_basis_{index}", basis.float(), persistent=False)
+            self.register_buffer(f"bit_selector_{index}", bit_selector(size).float(), persistent=False)
 
     def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
         """The trained gates as arrays: the data offsets, per layer two ring phases and one wall, the last wall.
@@ -66,91 +93,92 @@ class QthaStatevector(torch.nn.Module):
         layer l (zero in the first), so per layer the state sees one per-token wall, a phase, one
         constant wall and a phase. Training calls this every step; the deployed model calls it once
         and keeps the result as constants, so its graph holds no trigonometry of trained angles."""
-        shape = self.sizes
         rings = self.forward_ring.shape[1]
         layers = weights.reshape(self.depth, -1)
         first_wall, second_wall = layers[:, rings : rings + self.n_qubits], layers[:, -self.n_qubits :]
         gates = [torch.cat([torch.zeros_like(second_wall[:1]), second_wall[:-1]])]
         for layer, wall in zip(layers, first_wall):
             forward_angles, backward_angles = layer[:rings], layer[rings + self.n_qubits : -self.n_qubits]
-            gates += self._phase(self.forward_ring @ forward_angles, shape)
-            gates += self._blocks(ry_matrices(wall)) + self._phase(self.backward_ring @ backward_angles, shape)
-        return gates + self._blocks(ry_matrices(second_wall[-1]))
+            gates += self._phase(self.forward_ring @ forward_angles)
+            gates += self._walls(wall) + self._phase(self.backward_ring @ backward_angles)
+        return gates + self._walls(second_wall[-1])
 
-    @staticmethod
-    def _phase(phase: torch.Tensor, shape: tuple[int, ...]) -> list[torch.Tensor]:
-        """(2, 1, *shape) factors [cos, cos] and [-sin, sin] so that exp(i*phase) is ``state*c + flip(state)*s``."""
-        cos, sin = torch.cos(phase).reshape(1, 1, *shape), torch.sin(phase).reshape(1, 1, *shape)
-        return [torch.cat([cos, cos]), torch.cat([-sin, sin])]
+    def _phase(self, phase: torch.Tensor) -> list[torch.Tensor]:
+        """Factors c = [cos, cos] and s = [-sin, sin] on the re/im axis: exp(i*phase) is ``state*c + swap(state)*s``."""
+        cos, sin = torch.cos(phase).reshape(self.sizes).unsqueeze(1), torch.sin(phase).reshape(self.sizes).unsqueeze(1)
+        return [torch.cat([cos, cos], 1), torch.cat([-sin, sin], 1)]
 
-    def _blocks(self, matrices: torch.Tensor) -> list[torch.Tensor]:
-        """Kronecker block per chunk of (..., r, 2, 2) single-qubit matrices; the last chunk's transposed.
+    def _walls(self, angles: torch.Tensor, lead: tuple[int, ...] = ()) -> list[torch.Tensor]:
+        """Per chunk, the Kronecker block of an RY wall with ``angles`` (*lead, r), as (*lead, a, a).
 
-        The last chunk multiplies the state from the right, so its block is built transposed (the
-        Kronecker product of the transposed factors): no transpose per layer at run time."""
-        blocks = [kron_all(matrices[..., lo:hi, :, :]) for lo, hi in self.bounds[:-1]]
-        lo, hi = self.bounds[-1]
-        return blocks + [kron_all(matrices[..., lo:hi, :, :].transpose(-1, -2))]
+        w = kron of (cos, sin) of the chunk's half angles (one matmul with :func:`bit_selector` and a
+        product over the qubits), then one matmul with :func:`rotation_basis`; ``lead`` gives the leading shape with -1
+        for the token axis, so reshapes carry no shape arithmetic. The interleaved-broadcast or
+        gather formulations of the same Kronecker product are ONNX Runtime's slow paths (ms per
+        call on a batch of tokens)."""
+        half = angles / 2
+        pairs = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (*lead, r, 2)
+        blocks = []
+        for index, (lo, hi) in enumerate(self.bounds):
+            size = hi - lo
+            selector = getattr(self, f"bit_selector_{index}").to(pairs.dtype)
+            factors = pairs[..., lo:hi, :].reshape(*lead, 2 * size) @ selector  # (*lead, size * 2^size)
+            weights = factors.reshape(*lead, size, 2**size).prod(-2)  # kron of the (cos, sin) pairs
+            basis = getattr(self, f"rotation_basis_{index}")
+            blocks.append((weights @ basis.to(weights.dtype)).reshape(*lead, 2 ** (hi - lo), 2 ** (hi - lo)))
+        return blocks
 
-    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
-        """Apply one Kronecker block per chunk to the (re/im, *lead, *chunks) state.
+    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
+        """Apply one Kronecker block per chunk to the (*lead, chunk_1, re/im, chunk_2, ...) state.
 
-        ``lead`` is (token,) in training and (member, token) for a stacked group of deployed layers;
-        blocks are constants (*, a, a) or per token (*lead, a, a), broadcast over the re/im axis (and
-        over size-1 axes of the initial state). The first chunk is a matmul from the left, the last
-        one from the right (its block already transposed), a middle chunk (r > 8) an einsum; only
-        flatten/unflatten of the chunk axes reshape, so a traced graph has no shape arithmetic."""
-        if len(blocks) == 1:
-            return (blocks[0] @ state.unsqueeze(-1)).squeeze(-1)
+        ``lead`` is (-1,) in training and (-1, members) for a stacked group of deployed layers;
+        blocks are constants (*, a, a) or per token (*lead, a, a). The first chunk is a matmul from
+        the left on the (chunk_1, everything else) view, the last one from the right on the
+        (everything else, chunk_n) view (its block already transposed), a middle chunk (r > 8) an
+        einsum. Views of the same memory, no transposes."""
+        n, layout = len(self.sizes), self.layout
+        if n == 1:
+            return blocks[0] @ state
         first, *middle, last = blocks
-        if not middle:
-            return first @ state @ last
-        sizes, n = self.sizes, len(self.sizes)
-        state = (first @ state.flatten(-(n - 1))).unflatten(-1, sizes[1:])
+        state = (first @ state.reshape(*lead, layout[0], math.prod(layout[1:]))).reshape(*lead, *layout)
         legs = "abcdefgh"[:n]
+        pattern = legs[0] + "z" + legs[1:]  # z: the re/im axis
         for axis, block in enumerate(middle, start=1):
-            state = torch.einsum(f"...{legs},...z{legs[axis]}->...{legs.replace(legs[axis], 'z')}", state, block)
-        return (state.flatten(-n, -2) @ last).unflatten(-2, sizes[:-1])
+            out = pattern.replace(legs[axis], "y")
+            state = torch.einsum(f"...{pattern},...y{legs[axis]}->...{out}", state, block)
+        return (state.reshape(*lead, math.prod(layout[:-1]), layout[-1]) @ last).reshape(*lead, *layout)
+
+    def _swap(self, state: torch.Tensor) -> torch.Tensor:
+        """(re, im) -> (im, re) as a Gather, not ``flip``: a traced flip is a Slice, and thousands of Slices
+        make the ONNX exporter's Slice-pair rewrite rule quadratic (a 60-layer QTHA export took 40+ min)."""
+        return state.index_select(-len(self.sizes), self.swap_index)
 
     def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
         """<Z_i> (*lead, r) of the circuit with prepared ``gates`` and angles ``data`` (*lead, r).
 
         The per-token encoding blocks of all layers are built in one go, the first wall broadcasts
-        |0...0> over the tokens, and a phase is ``state * c + flip(state) * s`` on the (re, im)
-        axis: what keeps the deployed ONNX graph small (it runs once per generated token in every
-        adapted layer). With stacked gates (see :func:`stack_gates`) and data (member, token, r)
-        one call runs a whole group of layers."""
-        state = self.initial.view(2, *([1] * (data.dim() - 1)), *self.sizes)
-        angles = data.unsqueeze(-2) + gates[0].unsqueeze(-3)  # (*lead, layers, r)
-        # per layer, per chunk (*lead, a, a); unbind, not indexing, so backward does not scatter per layer
-        encodings = list(zip(*(block.unbind(-3) for block in self._blocks(ry_matrices(angles)))))
+        |0...0> over the tokens, and a phase is ``state * c + swap(state) * s``: what keeps the
+        deployed ONNX graph small (it runs once per generated token in every adapted layer). With
+        gates stacked by :meth:`stack` and data (token, member, r) one call runs a group of layers."""
+        lead = (-1, *data.shape[1:-1])  # static ints but the token axis: () in training, (members,) for a group
+        state = self.initial.expand(*data.shape[:-1], *self.layout)  # |0...0> for every token (and member)
+        angles = data.unsqueeze(-2) + gates[0]  # (*lead, layers, r)
+        encodings = self._walls(angles, (*lead, self.depth))  # per chunk (*lead, layers, a, a)
         per_layer = 4 + len(self.chunks)
         for layer in range(self.depth):
             cos1, sin1, *blocks, cos2, sin2 = gates[1 + layer * per_layer : 1 + (layer + 1) * per_layer]
-            state = self._apply_wall(state, list(encodings[layer]))
-            state = state * cos1 + state.flip(0) * sin1
-            state = self._apply_wall(state, blocks)
-            state = state * cos2 + state.flip(0) * sin2
-        state = self._apply_wall(state, gates[1 + self.depth * per_layer :])
-        probabilities = state.square().sum(0).flatten(-len(self.sizes))
+            state = self._apply_wall(state, [encoding.select(-3, layer) for encoding in encodings], lead)
+            state = state * cos1 + self._swap(state) * sin1
+            state = self._apply_wall(state, blocks, lead)
+            state = state * cos2 + self._swap(state) * sin2
+        state = self._apply_wall(state, gates[1 + self.depth * per_layer :], lead)
+        probabilities = state.square().sum(-len(self.sizes)).reshape(*lead, 2**self.n_qubits)
         return probabilities @ self.signs
 
     def stack(self, members: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-        """Prepared gates of several circuits of this shape stacked on a member axis, for one :meth:`run`.
-
-        Offsets (L, r) -> (M, L, r); phases (2, 1, *chunks) -> (2, M, 1, *chunks); wall blocks
-        (a, a) -> (M, 1, a, a): each broadcasts against a (re/im, member, token, *chunks) state."""
-        n = len(self.chunks)
-        kinds = ["offsets"] + (["phase"] * 2 + ["block"] * n + ["phase"] * 2) * self.depth + ["block"] * n
-        stacked = []
-        for kind, gate in zip(kinds, zip(*members), strict=True):
-            if kind == "phase":
-                stacked.append(torch.stack(gate, 1))
-            elif kind == "block":
-                stacked.append(torch.stack(gate).unsqueeze(1))
-            else:
-                stacked.append(torch.stack(gate))
-        return stacked
+        """Prepared gates of several circuits of this shape stacked on a member axis (dim 0), for one :meth:`run`
+        on data (token, member, r): every gate then broadcasts over the token axis only."""
+        return [torch.stack(gate) for gate in zip(*members, strict=True)]
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         return self.run(self.prepare(weights), data)
