@@ -19,13 +19,16 @@ from qcompress.methods import get_method
 from qcompress.models import load_model
 from qcompress.training.run_dir import load_run
 
-METHODS = ["dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa", "prefix", "qpa-prefix"]
+METHODS = ["qpa-lora", "qpa-lora-layer-scope", "dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa",
+           "prefix", "qpa-prefix"]
 
 
 def _variant(name: str) -> tuple[str, dict]:
     """(registered method, config overrides) for a test variant name."""
     if name == "qpa-dora-trained-magnitude":
         return "qpa-dora", {"adapter.dora_magnitude": "trained"}
+    if name == "qpa-lora-layer-scope":  # one generator per adapted layer instead of one shared
+        return "qpa-lora", {"adapter.generator_scope": "layer"}
     return name, {}
 
 

@@ -4,9 +4,12 @@ On the embedded default (SmolLM2-135M) it builds a PEFT LoRA r=8 model on q_proj
 non-zero lora_B (speed does not depend on trained values), merges it, exports both the merged and
 the base model through the same pipeline as ``qcompress export``, and measures greedy generation
 tokens/s and first-token latency for all four, interleaved round-robin so machine load affects
-them alike. Prints a table; ``--json PATH`` also writes the numbers.
+them alike. ``--artifact NAME=DIR`` adds any other exported artifact (e.g. a QTHA run's, whose
+circuit stays in the graph) to the same interleaved rounds, reported as its cost relative to the
+merged artifact. Prints a table; ``--json PATH`` also writes the numbers.
 
     python tools/bench_deploy.py [--model smollm2-135m] [--new-tokens 48] [--threads 2] [--json out.json]
+    python tools/bench_deploy.py --work runs/deploy --reuse --artifact qtha=artifacts/qtha
 """
 
 from __future__ import annotations
@@ -105,7 +108,13 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="Where to write the two artifacts (default: a temp dir).")
     parser.add_argument("--reuse", action="store_true", help="Reuse artifacts already in --work (export is deterministic).")
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
+    parser.add_argument("--artifact", action="append", default=[], metavar="NAME=DIR",
+                        help="another exported artifact to measure alongside (repeatable)")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.artifact)
+    missing = [path for path in extra.values() if not (Path(path) / "manifest.json").is_file()]
+    if any("=" not in item for item in args.artifact) or missing:
+        raise SystemExit(f"--artifact takes NAME=DIR of an exported artifact (no manifest.json in {missing or args.artifact})")
 
     import torch
 
@@ -138,6 +147,7 @@ def main() -> None:
         "pytorch_merged": torch_runner(merged, loaded.tokenizer, args.new_tokens),
         "ort_merged_artifact": ort_runner(work / "merged", args.threads, args.new_tokens),
         "ort_base_artifact": ort_runner(work / "base", args.threads, args.new_tokens),
+        **{f"ort_{name}": ort_runner(Path(path), args.threads, args.new_tokens) for name, path in extra.items()},
     }
     results = measure(runners, args.repeats)
     peft_speed = results["pytorch_peft_unmerged"]["tokens_per_second"]
@@ -146,6 +156,10 @@ def main() -> None:
     for name, row in results.items():
         speed = row["tokens_per_second"]
         print(f"{name:<24}{speed:>8.1f}{row['first_token_ms']:>10.1f}{speed / peft_speed:>9.2f}{speed / base_ort:>14.3f}")
+    merged_speed = results["ort_merged_artifact"]["tokens_per_second"]
+    costs = {name: merged_speed / results[f"ort_{name}"]["tokens_per_second"] for name in extra}
+    for name, cost in costs.items():
+        print(f"ort_{name}: {cost:.2f}x the time per token of the merged artifact")
     for name, size in sizes.items():
         took = f", export {export_seconds[name]:.1f} s" if name in export_seconds else ""
         print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB{took}")
@@ -156,6 +170,7 @@ def main() -> None:
             "ratios": {
                 "ort_merged_vs_peft_unmerged": results["ort_merged_artifact"]["tokens_per_second"] / peft_speed,
                 "ort_merged_vs_ort_base": results["ort_merged_artifact"]["tokens_per_second"] / base_ort,
+                **{f"ort_{name}_cost_vs_merged": cost for name, cost in costs.items()},
             },
         }
         args.json_path.write_text(json.dumps(report, indent=2) + "\n")
