@@ -7,11 +7,14 @@ axes is used. Example inputs use sizes >= 2 so no axis is specialised to 0 or 1.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import onnx
 import torch
@@ -85,13 +88,30 @@ def save_onnx(proto: onnx.ModelProto, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def linear_time_rewrites() -> Iterator[None]:
+    """Run the exporter's onnxscript optimisation without its multi-output rewrite rules.
+
+    onnxscript 0.7's matcher for a pattern with several output nodes (only ``SlicesSplit``, which
+    turns two Slices of one tensor into a Split) rebuilds an index of the whole graph for every
+    node it tries: quadratic in graph size. Harmless on a plain LLM (~1.5k nodes) but a QTHA model,
+    whose per-token circuits add ~200 nodes per pair of adapted layers, spent 40+ minutes in it. The
+    rule only merges two slicing ops; everything else (constant folding, the other rewrites,
+    dead-node removal, common subexpressions) still runs."""
+    from onnxscript import rewriter
+
+    rules = tuple(rule for rule in rewriter._DEFAULT_REWRITE_RULES if len(rule._matcher.pattern.output_nodes) == 1)
+    with mock.patch.object(rewriter, "_DEFAULT_REWRITE_RULES", rules):
+        yield
+
+
 def export_decoder_graph(model: Any, path: Path, opset: int) -> None:
     """Export ``model`` (float32, eval) as a KV-cache decoder graph at ``path``."""
     traced = copy.deepcopy(model).float().eval()
     traced.set_attn_implementation("eager")
     wrapper = KvCacheDecoder(traced).eval()
     layers = wrapper.layers
-    with torch.no_grad():
+    with torch.no_grad(), linear_time_rewrites():
         program = torch.onnx.export(
             wrapper,
             _example_inputs(traced),
