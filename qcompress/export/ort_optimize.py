@@ -9,6 +9,8 @@ fused graph uses com.microsoft contrib ops, i.e. it needs ONNX Runtime (which th
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,11 @@ def fuse_transformer_ops(path: Path, config: Any) -> dict[str, Any]:
         return {"profile": None, "fused": {}}
     from onnxruntime.transformers.optimizer import optimize_model
 
-    try:
-        optimized = optimize_model(
-            str(path), model_type=profile, num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=0
-        )
+    try:  # the optimiser prints its own notes on stdout, which belongs to --json output: send them to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            optimized = optimize_model(
+                str(path), model_type=profile, num_heads=config.num_attention_heads, hidden_size=config.hidden_size, opt_level=0
+            )
     except Exception as error:  # noqa: BLE001 - see docstring
         return {"profile": profile, "fused": {}, "skipped": f"{type(error).__name__}: {error}".splitlines()[0]}
     fused = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
