@@ -30,10 +30,10 @@ def attach_peft_prefix(model: PreTrainedModel, config: FitConfig) -> PeftModel:
     """Wrap ``model`` with PEFT prefix tuning (base frozen), the prefix starting at zero.
 
     PEFT draws the prefix from N(0, 1): keys and values far larger than a real model's, so step 0
-    is far from the base model (measured on SmolLM2: training loss 4.5 after 50 steps against 3.7
-    for LoRA). All-zero keys and values give every prefix position attention logit 0 and nothing
-    to add, so the model starts next to the base model (the P positions only dilute attention a
-    little) and the values still get gradients from the first step."""
+    is far from the base model (on SmolLM2: training loss 4.5 after 50 steps, 3.7 with a zero
+    start). All-zero keys and values give every prefix position attention logit 0 and nothing to
+    add: the P positions only dilute attention (held-out perplexity 41.8 -> 53.6 at step 0 with
+    P = 16), and the values get gradients from the first step."""
     prefix_config = PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.adapter.prefix_tokens)
     peft_model = get_peft_model(model, prefix_config)
     with torch.no_grad():
