@@ -1,7 +1,7 @@
 """The adapter families (DoRA, feed-forward adapters, prefix tuning), classical and QPA-generated, on tiny GPT-2 and Llama.
 
-Every method must: start exactly at the base model (prefix tuning starts next to it: its all-zero
-P extra positions still take a little attention weight), train exactly what it reports, restore from its saved
+Every method must: start exactly at the base model (prefix tuning cannot: even its all-zero
+P extra positions take attention weight), train exactly what it reports, restore from its saved
 state bit for bit, collapse to a plain model with the same outputs, and survive
 fit -> export -> ONNX parity through the CLI.
 """
