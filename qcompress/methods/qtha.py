@@ -8,7 +8,8 @@
 TT_B's last core starts at zero, so training starts at the base model. The quantum part depends on
 the input, so collapse cannot merge it into a matrix: it folds every linear piece into the base
 weight and returns the model with each target replaced by a
-:class:`~qcompress.export.qtha_module.QthaDeployed` (merged weight + constant-gate circuit).
+:class:`~qcompress.export.qtha_module.QthaDeployed` (merged weight + readout), whose constant-gate
+circuit runs in a :class:`~qcompress.export.qtha_module.QthaGroup` shared with its siblings.
 """
 
 from __future__ import annotations
@@ -128,6 +129,8 @@ class QthaAdapted(AdaptedModel):
         self.model = model
         self.ansatz = build_qtha_ansatz(rank, self.depth)
         circuit = make_circuit(rank, self.depth, config.qtha.simulator)
+        if isinstance(circuit, torch.nn.Module):  # registered once, so model.to(device) moves its constants
+            model.add_module("qtha_circuit", circuit)
         model.requires_grad_(False)
         self.layers: dict[str, QthaLayer] = {}
         with torch.random.fork_rng(devices=[]):
@@ -182,6 +185,8 @@ class QthaAdapted(AdaptedModel):
             for child, deployed in deploy_groups(parent, members, self.depth).items():
                 setattr(parent, child, deployed)
         self.layers = {}
+        if hasattr(self.model, "qtha_circuit"):  # the training circuit is no part of the deployed model
+            del self.model.qtha_circuit
         self.model.qcompress_unsupported_formats = {"safetensors": NOT_A_PLAIN_MODEL}
         self.model.eval()
         return self.model

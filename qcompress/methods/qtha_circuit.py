@@ -121,11 +121,10 @@ class QthaStatevector(torch.nn.Module):
         blocks = []
         for index, (lo, hi) in enumerate(self.bounds):
             size = hi - lo
-            selector = getattr(self, f"bit_selector_{index}").to(pairs.dtype)
-            factors = pairs[..., lo:hi, :].reshape(*lead, 2 * size) @ selector  # (*lead, size * 2^size)
+            factors = pairs[..., lo:hi, :].reshape(*lead, 2 * size) @ getattr(self, f"bit_selector_{index}")
             weights = factors.reshape(*lead, size, 2**size).prod(-2)  # kron of the (cos, sin) pairs
-            basis = getattr(self, f"rotation_basis_{index}")
-            blocks.append((weights @ basis.to(weights.dtype)).reshape(*lead, 2 ** (hi - lo), 2 ** (hi - lo)))
+            block = weights @ getattr(self, f"rotation_basis_{index}")
+            blocks.append(block.reshape(*lead, 2**size, 2**size))
         return blocks
 
     def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
@@ -160,7 +159,7 @@ class QthaStatevector(torch.nn.Module):
         |0...0> over the tokens, and a phase is ``state * c + swap(state) * s``: what keeps the
         deployed ONNX graph small (it runs once per generated token in every adapted layer). With
         gates stacked by :meth:`stack` and data (token, member, r) one call runs a group of layers."""
-        lead = (-1, *data.shape[1:-1])  # static ints but the token axis: () in training, (members,) for a group
+        lead = (-1, *data.shape[1:-1])  # -1 for the tokens, then static ints: (-1,) in training, (-1, members) for a group
         state = self.initial.expand(*data.shape[:-1], *self.layout)  # |0...0> for every token (and member)
         angles = data.unsqueeze(-2) + gates[0]  # (*lead, layers, r)
         encodings = self._walls(angles, (*lead, self.depth))  # per chunk (*lead, layers, a, a)
