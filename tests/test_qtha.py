@@ -11,6 +11,7 @@ from qcompress.circuits import build_ansatz, init_weights
 from qcompress.circuits.qtha_ansatz import MAX_QUBITS, weights_per_layer
 from qcompress.errors import InputError
 from qcompress.methods import get_method
+from qcompress.export.qtha_compiled import CompiledQthaCircuit
 from qcompress.export.qtha_module import FoldedQtha, deploy_groups
 from qcompress.methods.qtha_circuit import QthaStatevector
 from qcompress.methods.tensor_train import TTLinear, bond_dimensions, factorize
@@ -31,6 +32,22 @@ def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
     assert torch.allclose(quimb, expected, atol=1e-10)
     assert torch.allclose(plain.double(), expected, atol=1e-5)
     assert expected.abs().max() > 1e-3  # a non-trivial state, not all <Z> = 0
+
+
+@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (5, 2), (8, 2), (9, 1)])  # empty / equal / unequal halves
+def test_compiled_inference_form_matches_cirq_simulator_for_every_member(n_qubits, depth):
+    """The deployed two-sided form, three members stacked, each member against cirq.Simulator."""
+    ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)
+    members = [init_weights(ansatz, seed=seed).double() for seed in range(3)]
+    exact = QthaStatevector(n_qubits, depth).double()
+    compiled = CompiledQthaCircuit([exact.schedule(weights) for weights in members], n_qubits)
+    data = torch.randn(4, 3, n_qubits, generator=torch.Generator().manual_seed(n_qubits)) * 2
+    got = compiled(data)
+    cirq = CirqBackend().compile(ansatz, torch.float64)
+    for index, weights in enumerate(members):
+        expected = cirq.expectation_z(weights, data[:, index].double())
+        assert torch.allclose(got[:, index].double(), expected, atol=1e-5)
+    assert not any(True for _ in compiled.parameters())  # constants only
 
 
 def test_batched_contraction_equals_one_token_at_a_time():

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qcompress.export.qtha_compiled import CompiledQthaCircuit
 from qcompress.methods.qtha_circuit import QthaStatevector
 
 #: why the plain Hugging Face directory is refused for such a model (transformers would drop the circuit)
@@ -51,16 +52,12 @@ class QthaGroup(torch.nn.Module):
         super().__init__()
         rank, in_features = members[0].encode.shape
         self.rank, self.in_features, self.n_members = rank, in_features, len(members)
-        self.circuit = QthaStatevector(rank, depth)
         # x -> all members' angles in one matmul: (in, M*r), then (M, tokens, r)
         self.register_buffer("encode", torch.cat([m.encode for m in members]).T.contiguous())
         self.register_buffer("encode_bias", torch.cat([m.encode_bias for m in members]))
-        with torch.no_grad():  # float64 so preparing the gates costs no precision
+        with torch.no_grad():  # gates prepared in float64, stored in float32
             exact = QthaStatevector(rank, depth).double()
-            gates = exact.stack([exact.prepare(m.angles.double()) for m in members])
-        self.n_gates = len(gates)
-        for index, gate in enumerate(gates):
-            self.register_buffer(f"gate_{index}", gate.float().contiguous())
+            self.circuits = CompiledQthaCircuit([exact.schedule(m.angles.double()) for m in members], rank)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def expectations(self, x: torch.Tensor) -> torch.Tensor:
@@ -68,9 +65,7 @@ class QthaGroup(torch.nn.Module):
         if self._last is not None and self._last[0] is x:
             return self._last[1]
         angles = x.reshape(-1, self.in_features) @ self.encode + self.encode_bias
-        angles = angles.reshape(-1, self.n_members, self.rank)  # (tokens, M, r)
-        gates = [getattr(self, f"gate_{index}") for index in range(self.n_gates)]
-        result = self.circuit.run(gates, angles)
+        result = self.circuits(angles.reshape(-1, self.n_members, self.rank))  # (tokens, M, r)
         self._last = (x, result)
         return result
 

@@ -1,4 +1,4 @@
-"""The QTHA circuit as a plain-torch state vector in real arithmetic: fast to train, exportable to ONNX.
+"""The QTHA circuit as a plain-torch state vector in real arithmetic: the form it is trained in.
 
 Why not the quimb backend in the training loop: the circuit is tiny (r qubits) but runs once per
 token in every adapted layer (512 tokens x 60 layers per step on SmolLM2), where a dense state of
@@ -7,14 +7,15 @@ contraction. The quimb backend stays the checked reference (tests compare both, 
 ``cirq.Simulator``). Everything is real: the amplitudes are kept as a (re, im) pair, the CRZ rings
 are diagonal phases (one precomputed (2^r, r) map from angles to phases per ring) and the RY walls
 are Kronecker products of real 2x2 matrices applied in chunks of at most ``CHUNK_QUBITS`` qubits.
-The same code therefore runs in training and, with the trained angles as constants, in the ONNX
-graph of the deployed model, where ONNX Runtime needs no quantum package.
+The deployed model runs the same circuits with constant gates in another layout, built for
+ONNX Runtime's per-operation cost (:mod:`qcompress.export.qtha_compiled`), from :meth:`QthaStatevector.schedule`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -50,6 +51,17 @@ def bit_selector(n_qubits: int) -> torch.Tensor:
     return selector.reshape(2 * n_qubits, -1)
 
 
+@dataclass(frozen=True)
+class GateSchedule:
+    """A circuit's trained angles in the order the state meets them (see :meth:`QthaStatevector.schedule`)."""
+
+    offsets: torch.Tensor  # (layers, r): added to the data angles of each layer's encoding wall
+    forward_phases: torch.Tensor  # (layers, 2^r): phase per basis state of the i -> i+1 CRZ ring
+    walls: torch.Tensor  # (layers, r): the constant RY wall between the rings
+    backward_phases: torch.Tensor  # (layers, 2^r): phase per basis state of the i -> i-1 CRZ ring
+    final_wall: torch.Tensor  # (r,): the last layer's second RY wall
+
+
 def ring_phase_map(n_qubits: int, step: int) -> torch.Tensor:
     """(2^r, gates): phase of each basis state per unit CRZ angle, bit_control * (bit_target - 1/2)."""
     bits = basis_bits(n_qubits).to(torch.float64)
@@ -68,13 +80,13 @@ class QthaStatevector(torch.nn.Module):
         n_chunks = math.ceil(n_qubits / CHUNK_QUBITS)
         self.chunks = [len(part) for part in torch.arange(n_qubits).tensor_split(n_chunks)]
         ends = list(itertools.accumulate(self.chunks))
-        self.bounds = list(zip([0, *ends[:-1]], ends))  # plain ints: the ONNX trace must not read tensors
+        self.bounds = list(zip([0, *ends[:-1]], ends))
         self.sizes = tuple(2**size for size in self.chunks)
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
         self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
-        # state layout (*lead, chunk_1, re/im, chunk_2, ..., chunk_n): every constant broadcasts over the
-        # leading (token[, member]) axes only, which is ONNX Runtime's fast broadcasting path
+        # state layout (tokens, chunk_1, re/im, chunk_2, ..., chunk_n): the first chunk's blocks multiply the
+        # (chunk_1, rest) view from the left, the last one's the (rest, chunk_n) view from the right
         self.layout = (self.sizes[0], 2, *self.sizes[1:])
         initial = torch.zeros(self.layout)
         initial.view(-1)[0] = 1.0  # |0...0>, real
@@ -85,23 +97,32 @@ class QthaStatevector(torch.nn.Module):
             self.register_buffer(f"rotation_basis_{index}", basis.float(), persistent=False)
             self.register_buffer(f"bit_selector_{index}", bit_selector(size).float(), persistent=False)
 
+    def schedule(self, weights: torch.Tensor) -> GateSchedule:
+        """The trained angles regrouped as the circuit applies them, each layer's second RY wall merged forward.
+
+        RY(w) RY(a) = RY(w + a) on the same qubit, so a layer's second wall becomes the next layer's
+        data offset (zero in the first layer) and per layer the state sees one per-token wall, a
+        phase, one constant wall and a phase; the last layer's second wall stays as the final wall."""
+        rings = self.forward_ring.shape[1]
+        layers = weights.reshape(self.depth, -1)
+        second_wall = layers[:, -self.n_qubits :]
+        return GateSchedule(
+            offsets=torch.cat([torch.zeros_like(second_wall[:1]), second_wall[:-1]]),
+            forward_phases=layers[:, :rings] @ self.forward_ring.T.to(weights.dtype),
+            walls=layers[:, rings : rings + self.n_qubits],
+            backward_phases=layers[:, rings + self.n_qubits : -self.n_qubits] @ self.backward_ring.T.to(weights.dtype),
+            final_wall=second_wall[-1],
+        )
+
     def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
         """The trained gates as arrays: the data offsets, per layer two ring phases and one wall, the last wall.
 
-        Each layer's second RY wall is merged into the next layer's data encoding, since
-        RY(w) RY(a) = RY(w + a) on the same qubit: ``offsets[l]`` is the angle added to the data in
-        layer l (zero in the first), so per layer the state sees one per-token wall, a phase, one
-        constant wall and a phase. Training calls this every step; the deployed model calls it once
-        and keeps the result as constants, so its graph holds no trigonometry of trained angles."""
-        rings = self.forward_ring.shape[1]
-        layers = weights.reshape(self.depth, -1)
-        first_wall, second_wall = layers[:, rings : rings + self.n_qubits], layers[:, -self.n_qubits :]
-        gates = [torch.cat([torch.zeros_like(second_wall[:1]), second_wall[:-1]])]
-        for layer, wall in zip(layers, first_wall):
-            forward_angles, backward_angles = layer[:rings], layer[rings + self.n_qubits : -self.n_qubits]
-            gates += self._phase(self.forward_ring @ forward_angles)
-            gates += self._walls(wall) + self._phase(self.backward_ring @ backward_angles)
-        return gates + self._walls(second_wall[-1])
+        Training calls this every step (the gates depend on the trained angles)."""
+        plan = self.schedule(weights)
+        gates = [plan.offsets]
+        for forward, wall, backward in zip(plan.forward_phases, plan.walls, plan.backward_phases):
+            gates += self._phase(forward) + self._walls(wall) + self._phase(backward)
+        return gates + self._walls(plan.final_wall)
 
     def _phase(self, phase: torch.Tensor) -> list[torch.Tensor]:
         """Factors c = [cos, cos] and s = [-sin, sin] on the re/im axis: exp(i*phase) is ``state*c + swap(state)*s``."""
@@ -112,10 +133,8 @@ class QthaStatevector(torch.nn.Module):
         """Per chunk, the Kronecker block of an RY wall with ``angles`` (*lead, r), as (*lead, a, a).
 
         w = kron of (cos, sin) of the chunk's half angles (one matmul with :func:`bit_selector` and a
-        product over the qubits), then one matmul with :func:`rotation_basis`; ``lead`` gives the leading shape with -1
-        for the token axis, so reshapes carry no shape arithmetic. The interleaved-broadcast or
-        gather formulations of the same Kronecker product are ONNX Runtime's slow paths (ms per
-        call on a batch of tokens)."""
+        product over the qubits), then one matmul with :func:`rotation_basis`; ``lead`` gives the
+        leading shape with -1 for the token axis."""
         half = angles / 2
         pairs = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (*lead, r, 2)
         blocks = []
@@ -130,8 +149,7 @@ class QthaStatevector(torch.nn.Module):
     def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
         """Apply one Kronecker block per chunk to the (*lead, chunk_1, re/im, chunk_2, ...) state.
 
-        ``lead`` is (-1,) in training and (-1, members) for a stacked group of deployed layers;
-        blocks are constants (*, a, a) or per token (*lead, a, a). The first chunk is a matmul from
+        ``lead`` is the state's leading shape with -1 for the tokens; blocks are constants (*, a, a) or per token (*lead, a, a). The first chunk is a matmul from
         the left on the (chunk_1, everything else) view, the last one from the right on the
         (everything else, chunk_n) view (its block already transposed), a middle chunk (r > 8) an
         einsum. Views of the same memory, no transposes."""
@@ -148,20 +166,17 @@ class QthaStatevector(torch.nn.Module):
         return (state.reshape(*lead, math.prod(layout[:-1]), layout[-1]) @ last).reshape(*lead, *layout)
 
     def _swap(self, state: torch.Tensor) -> torch.Tensor:
-        """(re, im) -> (im, re) as a Gather, not ``flip``: a traced flip is a Slice, and thousands of Slices
-        make the ONNX exporter's Slice-pair rewrite rule quadratic (a 60-layer QTHA export took 40+ min)."""
+        """(re, im) -> (im, re)."""
         return state.index_select(-len(self.sizes), self.swap_index)
 
     def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
-        """<Z_i> (*lead, r) of the circuit with prepared ``gates`` and angles ``data`` (*lead, r).
+        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r).
 
         The per-token encoding blocks of all layers are built in one go, the first wall broadcasts
-        |0...0> over the tokens, and a phase is ``state * c + swap(state) * s``: what keeps the
-        deployed ONNX graph small (it runs once per generated token in every adapted layer). With
-        gates stacked by :meth:`stack` and data (token, member, r) one call runs a group of layers."""
-        lead = (-1, *data.shape[1:-1])  # -1 for the tokens, then static ints: (-1,) in training, (-1, members) for a group
-        state = self.initial.expand(*data.shape[:-1], *self.layout)  # |0...0> for every token (and member)
-        angles = data.unsqueeze(-2) + gates[0]  # (*lead, layers, r)
+        |0...0> over the tokens, and a phase is ``state * c + swap(state) * s``."""
+        lead = (-1,)
+        state = self.initial.expand(data.shape[0], *self.layout)  # |0...0> for every token
+        angles = data.unsqueeze(-2) + gates[0]  # (tokens, layers, r)
         encodings = self._walls(angles, (*lead, self.depth))  # per chunk (*lead, layers, a, a)
         per_layer = 4 + len(self.chunks)
         for layer in range(self.depth):
@@ -173,11 +188,6 @@ class QthaStatevector(torch.nn.Module):
         state = self._apply_wall(state, gates[1 + self.depth * per_layer :], lead)
         probabilities = state.square().sum(-len(self.sizes)).reshape(*lead, 2**self.n_qubits)
         return probabilities @ self.signs
-
-    def stack(self, members: list[list[torch.Tensor]]) -> list[torch.Tensor]:
-        """Prepared gates of several circuits of this shape stacked on a member axis (dim 0), for one :meth:`run`
-        on data (token, member, r): every gate then broadcasts over the token axis only."""
-        return [torch.stack(gate) for gate in zip(*members, strict=True)]
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         return self.run(self.prepare(weights), data)
