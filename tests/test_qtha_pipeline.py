@@ -27,6 +27,8 @@ def test_fit_export_generate_and_eval_agree(run_cli, tiny_llama_dir, corpus_dir,
     assert manifest["method"] == "qtha" and list(manifest["formats"]) == ["onnx"]
     assert "safetensors" in manifest["not_exported"] and not (artifact / "model").exists()
     assert max(manifest["formats"]["onnx"]["parity"]["max_abs_diff"].values()) <= 1e-4
+    # the circuit graph stays shape-inferable, so ORT's residual + RMSNorm fusion applies as for a plain model
+    assert manifest["formats"]["onnx"]["ort_fusions"]["fused"].get("SkipSimplifiedLayerNormalization") == 4
 
     generated = run_cli("generate", artifact, "--prompt", "the lady", "--max-new-tokens", "8")
     assert generated.exit_code == 0, generated.stderr

@@ -15,10 +15,37 @@ layer: per-token left and right blocks, phase, constant left and right blocks, p
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from qcompress.backends.base import z_signs
-from qcompress.methods.qtha_circuit import GateSchedule, bit_selector, rotation_basis
+from qcompress.methods.qtha_circuit import GateSchedule, rotation_basis
+
+
+def trig_expansion(n_qubits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sign patterns E (n, 2^(n-1)) and coefficients C (2^n, 2^n) with kron_q (cos x_q, sin x_q) = [cos(x E), sin(x E)] @ C.
+
+    Why: the Kronecker weights of an RY wall are products of cosines and sines, and a product
+    needs a ReduceProd in ONNX, which ONNX Runtime's symbolic shape inference cannot follow (and
+    without it the offline fusions of the whole graph are skipped). Product to sum:
+    prod_q f_q(x_q) = 2^(1-n) sum over sign patterns eps (eps_0 = +1) of s * cos(eps.x) if the
+    number m of sines is even, s * sin(eps.x) if odd, with s = (-1)^floor(m/2) prod_(q in sines) eps_q.
+    So the weights are one matmul of the cos and sin of 2^(n-1) sums of angles: linear algebra only."""
+    if n_qubits == 0:
+        return torch.zeros(0, 0, dtype=torch.float64), torch.ones(0, 1, dtype=torch.float64)
+    patterns = torch.tensor(
+        [[1.0] + [-1.0 if (j >> (n_qubits - 2 - q)) & 1 else 1.0 for q in range(n_qubits - 1)] for j in range(2 ** (n_qubits - 1))],
+        dtype=torch.float64,
+    ).T  # (n, 2^(n-1))
+    width = patterns.shape[1]
+    coefficients = torch.zeros(2 * width, 2**n_qubits, dtype=torch.float64)
+    for subset in range(2**n_qubits):
+        sines = [q for q in range(n_qubits) if (subset >> (n_qubits - 1 - q)) & 1]
+        for j in range(width):
+            sign = (-1) ** (len(sines) // 2) * math.prod(patterns[q, j].item() for q in sines)
+            coefficients[j + width * (len(sines) % 2), subset] = sign / 2 ** (n_qubits - 1)
+    return patterns, coefficients
 
 
 def ry_wall(angles: torch.Tensor) -> torch.Tensor:
@@ -49,14 +76,25 @@ class CompiledQthaCircuit(torch.nn.Module):
         self.register_buffer("initial", initial)
         signs = z_signs(n_qubits, torch.float32).reshape(1, c1 * c2, n_qubits).expand(2, -1, -1)
         self.register_buffer("signs", signs.reshape(2 * c1 * c2, n_qubits).contiguous())  # summed over re and im
-        # per-token encoding: interleaved (cos, sin) of every qubit -> each half's Kronecker weights -> its block
-        for side, (first, count) in {"left": (0, self.split), "right": (self.split, n_qubits - self.split)}.items():
-            if not count:
-                continue
-            selector = torch.zeros(2 * n_qubits, count * 2**count, dtype=torch.float64)
-            selector[2 * first : 2 * (first + count)] = bit_selector(count)
-            self.register_buffer(f"selector_{side}", selector.float())
-            self.register_buffer(f"basis_{side}", rotation_basis(count, transpose=side == "right").float())
+        # per-token encoding walls: angles -> sums of half angles -> cos, sin -> each side's block (see trig_expansion)
+        sides = {"left": range(self.split), "right": range(self.split, n_qubits)}
+        patterns = [trig_expansion(len(qubits)) for qubits in sides.values()]
+        sums = torch.zeros(n_qubits, sum(e.shape[1] for e, _ in patterns), dtype=torch.float64)
+        column = 0
+        for qubits, (signs_e, _) in zip(sides.values(), patterns):
+            sums[qubits.start : qubits.stop, column : column + signs_e.shape[1]] = signs_e / 2
+            column += signs_e.shape[1]
+        self.register_buffer("angle_sums", sums.float())  # (r, P): P = 2^(h-1) + 2^(k-1) sums of +-half angles
+        column = 0
+        for (side, qubits), (signs_e, coefficients) in zip(sides.items(), patterns):
+            width = signs_e.shape[1]
+            blocks = coefficients @ rotation_basis(len(qubits), transpose=side == "right")  # (2*width, a*a)
+            projection = torch.zeros(2 * sums.shape[1], blocks.shape[1], dtype=torch.float64)
+            projection[column : column + width] = blocks[:width]  # the cos features of this side's sums
+            projection[sums.shape[1] + column : sums.shape[1] + column + width] = blocks[width:]  # and the sin ones
+            column += width
+            if len(qubits):
+                self.register_buffer(f"encoding_{side}", projection.float())
 
     def _constants(self, schedule: GateSchedule) -> dict[str, torch.Tensor]:
         """One circuit's gates in this layout (float64 in, so the trigonometry costs no precision)."""
@@ -77,21 +115,19 @@ class CompiledQthaCircuit(torch.nn.Module):
             constants |= phase(schedule.backward_phases[layer], f"backward_{layer}")
         return constants | wall(schedule.final_wall, "final")
 
-    def _encodings(self, pairs: torch.Tensor, side: str, count: int) -> tuple[torch.Tensor, ...]:
-        """Per layer, the (tokens, M, 1, a, a) blocks of one side of the encoding walls, a = 2^count."""
-        lead = (-1, self.n_members, self.depth)
-        weights = (pairs @ getattr(self, f"selector_{side}")).reshape(*lead, count, 2**count).prod(-2)
-        blocks = (weights @ getattr(self, f"basis_{side}")).reshape(*lead, 2**count, 2**count)
+    def _encodings(self, features: torch.Tensor, side: str, size: int) -> tuple[torch.Tensor, ...]:
+        """Per layer, the (tokens, M, 1, a, a) blocks of one side of the encoding walls (a = ``size``)."""
+        blocks = (features @ getattr(self, f"encoding_{side}")).reshape(-1, self.n_members, self.depth, size, size)
         return blocks.split(1, dim=2)  # one Split node; each piece already has the broadcast axis for re/im
 
     def _phase(self, state: torch.Tensor, name: str) -> torch.Tensor:
         return state * getattr(self, f"{name}_cos") + state.index_select(-3, self.swap_index) * getattr(self, f"{name}_sin")
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
-        half = (angles.unsqueeze(-2) + self.offsets) * 0.5  # (tokens, M, L, r)
-        pairs = torch.stack([torch.cos(half), torch.sin(half)], -1).reshape(-1, self.n_members, self.depth, 2 * self.n_qubits)
-        lefts = self._encodings(pairs, "left", self.split)
-        rights = self._encodings(pairs, "right", self.n_qubits - self.split) if self.columns > 1 else None
+        sums = (angles.unsqueeze(-2) + self.offsets) @ self.angle_sums  # (tokens, M, L, P)
+        features = torch.cat([torch.cos(sums), torch.sin(sums)], -1)
+        lefts = self._encodings(features, "left", self.rows)
+        rights = self._encodings(features, "right", self.columns) if self.columns > 1 else None
         state = self.initial
         for layer in range(self.depth):
             state = lefts[layer] @ state
