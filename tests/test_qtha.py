@@ -36,17 +36,18 @@ def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
 
 @pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (5, 2), (8, 2), (9, 1)])  # empty / equal / unequal halves
 def test_compiled_inference_form_matches_cirq_simulator_for_every_member(n_qubits, depth):
-    """The deployed two-sided form, three members stacked, each member against cirq.Simulator."""
+    """The deployed two-sided form, three members stacked: each member's <Z> against cirq.Simulator, then its norm 1."""
     ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)
     members = [init_weights(ansatz, seed=seed).double() for seed in range(3)]
     exact = QthaStatevector(n_qubits, depth).double()
     compiled = CompiledQthaCircuit([exact.schedule(weights) for weights in members], n_qubits)
     data = torch.randn(4, 3, n_qubits, generator=torch.Generator().manual_seed(n_qubits)) * 2
-    got = compiled(data)
+    got = compiled(data.reshape(4, -1)).reshape(4, 3, n_qubits + 1).double()
     cirq = CirqBackend().compile(ansatz, torch.float64)
     for index, weights in enumerate(members):
         expected = cirq.expectation_z(weights, data[:, index].double())
-        assert torch.allclose(got[:, index].double(), expected, atol=1e-5)
+        assert torch.allclose(got[:, index, :-1], expected, atol=1e-5)
+    assert torch.allclose(got[..., -1], torch.ones(4, 3, dtype=torch.float64), atol=1e-5)
     assert not any(True for _ in compiled.parameters())  # constants only
 
 

@@ -2,15 +2,17 @@
 
 Why a second form of the circuit the model was trained with: generating one token runs every
 adapted layer's circuit once, and ONNX Runtime's cost for such tiny tensors is per operation
-(about 1-3 us each), not per number. The training form (:class:`~qcompress.methods.qtha_circuit.
-QthaStatevector`) spends ~22 operations per circuit layer, half of them reshapes between views of
-its chunked state; this form spends 12 and no more arithmetic.
+(1-4 us each inside a large model), not per number. The training form (:class:`~qcompress.methods.
+qtha_circuit.QthaStatevector`) spends ~22 operations per circuit layer, half of them reshapes
+between views of its chunked state; this form spends 10 and no more arithmetic.
 
-Layout: the 2^r amplitudes of a token as (re/im, c1, c2) matrices: rows index the first
+Layout: the 2^r amplitudes of a token as (re/im, tokens, members, c1, c2): rows index the first
 h = r - r//2 qubits, columns the other r//2. An RY wall A (x) B on the two halves is
-``A @ V @ B^T`` (both matmuls broadcast over tokens, members and re/im), and a phase exp(i*phi)
-is ``V * [cos, cos] + swap(V) * [-sin, sin]`` with ``swap`` exchanging re and im. Per circuit
-layer: per-token left and right blocks, phase, constant left and right blocks, phase.
+``A @ V @ B^T`` (both matmuls broadcast over the leading axes); a CRZ ring's phase exp(i*phi) is
+one gather of the (re, im) and (im, re) pairs, one product with [[cos, -sin], [cos, sin]] and one
+sum. The per-token encoding blocks come from one Cos of sums of half angles and one matmul per
+side (:func:`trig_expansion`); the readout is one matmul with the Z signs and a column of ones,
+so each member's affine readout, bias included, is a single matmul downstream.
 """
 
 from __future__ import annotations
@@ -58,7 +60,10 @@ def ry_wall(angles: torch.Tensor) -> torch.Tensor:
 
 
 class CompiledQthaCircuit(torch.nn.Module):
-    """``forward(angles (tokens, M, r)) -> <Z> (tokens, M, r)`` for M circuits of the same shape with constant gates."""
+    """M circuits of one shape with constant gates: ``forward(angles (tokens, M*r)) -> (tokens, M*(r+1))``.
+
+    Per member the output is <Z_1> ... <Z_r> followed by the state's squared norm (1 up to rounding),
+    so an affine readout is one matmul with the bias as that feature's weight."""
 
     def __init__(self, schedules: list[GateSchedule], n_qubits: int) -> None:
         super().__init__()
@@ -66,49 +71,55 @@ class CompiledQthaCircuit(torch.nn.Module):
         self.split = n_qubits - n_qubits // 2  # qubits on the row side; the column side may be empty (r = 1)
         c1, c2 = 2**self.split, 2 ** (n_qubits - self.split)
         self.rows, self.columns = c1, c2
-
         members = [self._constants(schedule) for schedule in schedules]
-        for name in members[0]:  # stacked on a member axis; blocks are (M, 1, a, a) so they broadcast over re/im
-            self.register_buffer(name, torch.stack([member[name] for member in members]).float().contiguous())
-        self.register_buffer("swap_index", torch.tensor([1, 0]))
-        initial = torch.zeros(2, c1, c2)
-        initial[0, 0, 0] = 1.0  # |0...0>
+        for name in members[0]:  # stacked on the member axis, which sits after (re/im, tokens) in the state
+            self.register_buffer(name, torch.stack([member[name] for member in members], -3).float().contiguous())
+        # (which output, which term): phase output re = re*cos + im*(-sin), im = im*cos + re*sin
+        self.register_buffer("phase_terms", torch.tensor([[0, 1], [1, 0]]))
+        initial = torch.zeros(2, 1, 1, c1, c2)
+        initial[0, 0, 0, 0, 0] = 1.0  # |0...0>, real
         self.register_buffer("initial", initial)
-        signs = z_signs(n_qubits, torch.float32).reshape(1, c1 * c2, n_qubits).expand(2, -1, -1)
-        self.register_buffer("signs", signs.reshape(2 * c1 * c2, n_qubits).contiguous())  # summed over re and im
-        # per-token encoding walls: angles -> sums of half angles -> cos, sin -> each side's block (see trig_expansion)
-        sides = {"left": range(self.split), "right": range(self.split, n_qubits)}
+        readout = torch.cat([z_signs(n_qubits, torch.float64), torch.ones(c1 * c2, 1, dtype=torch.float64)], 1)
+        self.register_buffer("readout", torch.block_diag(*[readout] * self.n_members).float())  # (M*c1*c2, M*(r+1))
+        self._encoding_constants(schedules)
+
+    def _encoding_constants(self, schedules: list[GateSchedule]) -> None:
+        """angles -> sums of +-half angles (+ the trained offsets) -> cos -> each side's block, see :func:`trig_expansion`.
+
+        The sines are cosines of the sums shifted by pi/2, so one Cos node yields every feature."""
+        sides = {"left": range(self.split), "right": range(self.split, self.n_qubits)}
         patterns = [trig_expansion(len(qubits)) for qubits in sides.values()]
-        sums = torch.zeros(n_qubits, sum(e.shape[1] for e, _ in patterns), dtype=torch.float64)
+        width = sum(signs.shape[1] for signs, _ in patterns)
+        sums = torch.zeros(self.n_qubits, width, dtype=torch.float64)
         column = 0
-        for qubits, (signs_e, _) in zip(sides.values(), patterns):
-            sums[qubits.start : qubits.stop, column : column + signs_e.shape[1]] = signs_e / 2
-            column += signs_e.shape[1]
-        self.register_buffer("angle_sums", sums.float())  # (r, P): P = 2^(h-1) + 2^(k-1) sums of +-half angles
-        column = 0
-        for (side, qubits), (signs_e, coefficients) in zip(sides.items(), patterns):
-            width = signs_e.shape[1]
-            blocks = coefficients @ rotation_basis(len(qubits), transpose=side == "right")  # (2*width, a*a)
-            projection = torch.zeros(2 * sums.shape[1], blocks.shape[1], dtype=torch.float64)
-            projection[column : column + width] = blocks[:width]  # the cos features of this side's sums
-            projection[sums.shape[1] + column : sums.shape[1] + column + width] = blocks[width:]  # and the sin ones
-            column += width
+        for (side, qubits), (signs, coefficients) in zip(sides.items(), patterns):
+            sums[qubits.start : qubits.stop, column : column + signs.shape[1]] = signs / 2
             if len(qubits):
+                blocks = coefficients @ rotation_basis(len(qubits), transpose=side == "right")  # (2*terms, a*a)
+                projection = torch.zeros(2 * width, blocks.shape[1], dtype=torch.float64)
+                projection[column : column + signs.shape[1]] = blocks[: signs.shape[1]]  # cos features of this side
+                projection[width + column : width + column + signs.shape[1]] = blocks[signs.shape[1] :]  # sin features
                 self.register_buffer(f"encoding_{side}", projection.float())
+            column += signs.shape[1]
+        doubled = torch.cat([sums, sums], 1)  # (r, 2P): cos and sin halves
+        shift = torch.cat([torch.zeros(width), torch.full((width,), math.pi / 2)]).double()
+        offsets = torch.stack([s.offsets.double() for s in schedules])  # (M, L, r)
+        self.register_buffer("angle_sums", doubled.float())
+        self.register_buffer("sum_offsets", (offsets @ doubled - shift).float())  # (M, L, 2P)
 
     def _constants(self, schedule: GateSchedule) -> dict[str, torch.Tensor]:
         """One circuit's gates in this layout (float64 in, so the trigonometry costs no precision)."""
         shape = (1, self.rows, self.columns)
 
         def wall(angles: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
-            return {f"{prefix}_left": ry_wall(angles[: self.split]).unsqueeze(0),
-                    f"{prefix}_right": ry_wall(angles[self.split :]).T.unsqueeze(0)}
+            return {f"{prefix}_left": ry_wall(angles[: self.split]), f"{prefix}_right": ry_wall(angles[self.split :]).T}
 
         def phase(phi: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
             cos, sin = torch.cos(phi).reshape(shape), torch.sin(phi).reshape(shape)
-            return {f"{prefix}_cos": torch.cat([cos, cos]), f"{prefix}_sin": torch.cat([-sin, sin])}
+            terms = torch.stack([torch.cat([cos, -sin]), torch.cat([cos, sin])]).unsqueeze(2)  # (out, term, tokens=1, c1, c2)
+            return {f"{prefix}_phase": terms}
 
-        constants = {"offsets": schedule.offsets}
+        constants = {}
         for layer in range(self.depth):
             constants |= phase(schedule.forward_phases[layer], f"forward_{layer}")
             constants |= wall(schedule.walls[layer], f"wall_{layer}")
@@ -116,19 +127,21 @@ class CompiledQthaCircuit(torch.nn.Module):
         return constants | wall(schedule.final_wall, "final")
 
     def _encodings(self, features: torch.Tensor, side: str, size: int) -> tuple[torch.Tensor, ...]:
-        """Per layer, the (tokens, M, 1, a, a) blocks of one side of the encoding walls (a = ``size``)."""
-        blocks = (features @ getattr(self, f"encoding_{side}")).reshape(-1, self.n_members, self.depth, size, size)
-        return blocks.split(1, dim=2)  # one Split node; each piece already has the broadcast axis for re/im
+        """Per layer, the (tokens, M, a, a) blocks of one side of the encoding walls (a = ``size``)."""
+        blocks = (features @ getattr(self, f"encoding_{side}")).reshape(-1, self.n_members, self.depth * size, size)
+        return blocks.split(size, dim=2)  # one Split node
 
     def _phase(self, state: torch.Tensor, name: str) -> torch.Tensor:
-        return state * getattr(self, f"{name}_cos") + state.index_select(-3, self.swap_index) * getattr(self, f"{name}_sin")
+        """exp(i*phi) on the (re/im, ...) state: one gather of (re, im) and (im, re), one product, one sum."""
+        return (state[self.phase_terms] * getattr(self, f"{name}_phase")).sum(1)
 
     def forward(self, angles: torch.Tensor) -> torch.Tensor:
-        sums = (angles.unsqueeze(-2) + self.offsets) @ self.angle_sums  # (tokens, M, L, P)
-        features = torch.cat([torch.cos(sums), torch.sin(sums)], -1)
+        members, qubits = self.n_members, self.n_qubits
+        sums = angles.reshape(-1, members, 1, qubits) @ self.angle_sums + self.sum_offsets  # (tokens, M, L, 2P)
+        features = torch.cos(sums)
         lefts = self._encodings(features, "left", self.rows)
         rights = self._encodings(features, "right", self.columns) if self.columns > 1 else None
-        state = self.initial
+        state = self.initial  # state: (re/im, tokens, M, c1, c2)
         for layer in range(self.depth):
             state = lefts[layer] @ state
             if rights is not None:
@@ -137,4 +150,5 @@ class CompiledQthaCircuit(torch.nn.Module):
             state = getattr(self, f"wall_{layer}_left") @ state @ getattr(self, f"wall_{layer}_right")
             state = self._phase(state, f"backward_{layer}")
         state = self.final_left @ state @ self.final_right
-        return state.square().reshape(-1, self.n_members, 2 * self.rows * self.columns) @ self.signs
+        probabilities = state.square().sum(0).reshape(-1, members * self.rows * self.columns)
+        return probabilities @ self.readout

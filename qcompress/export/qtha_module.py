@@ -3,23 +3,23 @@
 Collapse folds every linear piece of QTHA (both tensor trains, both MLPs, CW, the scale) into the
 base weight and bias; what cannot be folded is the per-token circuit, whose input and output maps
 are folded too (``encode``: x -> circuit angles, ``readout``: <Z> -> output). The trained gates are
-prepared once in float64 (:meth:`~qcompress.methods.qtha_circuit.QthaStatevector.prepare`) and kept
-as constants: per circuit layer the graph has the per-token encoding wall, two phase products and
-one constant wall on 2^r amplitudes, all ordinary tensor operations for ONNX Runtime. Folding each
-layer into one dense (2*2^r)^2 matrix instead would read 1 MB of constants per layer per token at
-r = 8 (memory-bound), so the gates stay factored.
+prepared once in float64 and kept as constants in the inference form of
+:mod:`qcompress.export.qtha_compiled`. Folding each circuit layer into one dense (2*2^r)^2 matrix
+instead would read 1 MB of constants per layer per token at r = 8 (memory-bound), so the gates
+stay factored.
 
 Generating a token runs these circuits once per adapted layer, where ONNX Runtime's cost is per
 operation, not per number. Sibling layers that read the same input (``q_proj`` and ``v_proj`` of
 one attention block) therefore share a :class:`QthaGroup`: the first member called computes every
 member's circuit in one stacked pass (member axis) and the others reuse it, which halves the
-operations per block. A member called with a different input recomputes, so sharing is an
-optimisation, never an assumption about the architecture.
+operations per block. Each member's output is then a single matmul of ``[x, <Z> and norm of every
+member]`` with its weight, readout and bias stacked. A member called with a different input
+recomputes, so sharing is an optimisation, never an assumption about the architecture.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -46,46 +46,48 @@ class FoldedQtha:
 
 
 class QthaGroup(torch.nn.Module):
-    """The circuits of sibling layers with one input, as stacked constants: ``expectations(x) -> (tokens, M, r)``."""
+    """The circuits of sibling layers with one input: ``augmented(x) -> [x, circuit features] (tokens, in + M*(r+1))``."""
 
     def __init__(self, members: list[FoldedQtha], depth: int) -> None:
         super().__init__()
         rank, in_features = members[0].encode.shape
         self.rank, self.in_features, self.n_members = rank, in_features, len(members)
-        # x -> all members' angles in one matmul: (in, M*r), then (M, tokens, r)
-        self.register_buffer("encode", torch.cat([m.encode for m in members]).T.contiguous())
-        self.register_buffer("encode_bias", torch.cat([m.encode_bias for m in members]))
-        with torch.no_grad():  # gates prepared in float64, stored in float32
+        self.register_buffer("encode", torch.cat([m.encode for m in members]).T.contiguous())  # (in, M*r)
+        with torch.no_grad():  # gates prepared in float64; the encode bias joins every layer's angle offsets
             exact = QthaStatevector(rank, depth).double()
-            self.circuits = CompiledQthaCircuit([exact.schedule(m.angles.double()) for m in members], rank)
+            schedules = [exact.schedule(m.angles.double()) for m in members]
+            schedules = [replace(s, offsets=s.offsets + m.encode_bias.double()) for s, m in zip(schedules, members)]
+            self.circuits = CompiledQthaCircuit(schedules, rank)
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def expectations(self, x: torch.Tensor) -> torch.Tensor:
-        """<Z> of every member's circuit for the tokens of ``x``; computed once per distinct input tensor."""
+    def augmented(self, x: torch.Tensor) -> torch.Tensor:
+        """``[x, <Z_1..r>, norm]`` per token (members in order); computed once per distinct input tensor."""
         if self._last is not None and self._last[0] is x:
             return self._last[1]
-        angles = x.reshape(-1, self.in_features) @ self.encode + self.encode_bias
-        result = self.circuits(angles.reshape(-1, self.n_members, self.rank))  # (tokens, M, r)
+        flat = x.reshape(-1, self.in_features)
+        result = torch.cat([flat, self.circuits(flat @ self.encode)], -1)
         self._last = (x, result)
         return result
 
 
 class QthaDeployed(torch.nn.Module):
-    """``x -> x @ weight.T + bias + <Z>(x) @ readout.T``, the circuit computed by its group."""
+    """``x -> x @ W^T + b + <Z>(x) @ R^T`` as one matmul of its group's augmented input with [W^T; R^T; b]."""
 
     def __init__(self, folded: FoldedQtha, group: QthaGroup, index: int) -> None:
         super().__init__()
         self.in_features, self.out_features = folded.weight.shape[1], folded.weight.shape[0]
-        self.weight = torch.nn.Parameter(folded.weight, requires_grad=False)
-        self.bias = torch.nn.Parameter(folded.bias, requires_grad=False)
-        self.register_buffer("readout", folded.readout.T.contiguous())  # (r, out)
+        rank, width = group.rank, group.rank + 1
+        stacked = torch.zeros(self.in_features + group.n_members * width, self.out_features)
+        stacked[: self.in_features] = folded.weight.T
+        start = self.in_features + index * width
+        stacked[start : start + rank] = folded.readout.T
+        stacked[start + rank] = folded.bias  # times the state's norm, which is 1
+        self.register_buffer("weight", stacked)
         self._group = (group,)  # a tuple: the group is registered once, on the common parent
-        self.index = index
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.nn.functional.linear(x, self.weight, self.bias)
-        branch = self._group[0].expectations(x).select(1, self.index) @ self.readout
-        return out + branch.view_as(out)
+        out = self._group[0].augmented(x) @ self.weight
+        return out.reshape(*x.shape[:-1], self.out_features)
 
 
 def deploy_groups(parent: torch.nn.Module, members: dict[str, FoldedQtha], depth: int) -> dict[str, QthaDeployed]:
