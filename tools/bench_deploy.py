@@ -81,7 +81,8 @@ def directory_size(path: Path) -> int:
 
 
 def measure(runners: dict[str, Callable], repeats: int) -> dict[str, dict[str, float]]:
-    """Round-robin over runners and prompts; median tokens/s and first-token latency per runner."""
+    """Round-robin over runners and prompts; per runner the medians of end-to-end tokens/s, first-token latency
+    (prompt processing) and the time of each later decode step, which separates prefill from per-token cost."""
     samples: dict[str, list[tuple[int, float, float]]] = {name: [] for name in runners}
     for run in runners.values():
         run(PROMPTS[0])  # warm-up
@@ -93,6 +94,7 @@ def measure(runners: dict[str, Callable], repeats: int) -> dict[str, dict[str, f
         name: {
             "tokens_per_second": statistics.median(n / s for n, s, _ in rows),
             "first_token_ms": statistics.median(f for _, _, f in rows) * 1000,
+            "decode_ms_per_token": statistics.median((s - f) / max(n - 1, 1) for n, s, f in rows) * 1000,
             "new_tokens": sum(n for n, _, _ in rows) / len(rows),
         }
         for name, rows in samples.items()
@@ -152,14 +154,17 @@ def main() -> None:
     results = measure(runners, args.repeats)
     peft_speed = results["pytorch_peft_unmerged"]["tokens_per_second"]
     base_ort = results["ort_base_artifact"]["tokens_per_second"]
-    print(f"\n{'runner':<24}{'tok/s':>8}{'first ms':>10}{'vs PEFT':>9}{'vs base ONNX':>14}")
+    print(f"\n{'runner':<24}{'tok/s':>8}{'first ms':>10}{'decode ms':>11}{'vs PEFT':>9}{'vs base ONNX':>14}")
     for name, row in results.items():
         speed = row["tokens_per_second"]
-        print(f"{name:<24}{speed:>8.1f}{row['first_token_ms']:>10.1f}{speed / peft_speed:>9.2f}{speed / base_ort:>14.3f}")
-    merged_speed = results["ort_merged_artifact"]["tokens_per_second"]
-    costs = {name: merged_speed / results[f"ort_{name}"]["tokens_per_second"] for name in extra}
+        print(f"{name:<24}{speed:>8.1f}{row['first_token_ms']:>10.1f}{row['decode_ms_per_token']:>11.1f}"
+              f"{speed / peft_speed:>9.2f}{speed / base_ort:>14.3f}")
+    merged = results["ort_merged_artifact"]
+    costs = {name: merged["tokens_per_second"] / results[f"ort_{name}"]["tokens_per_second"] for name in extra}
+    decode_costs = {name: results[f"ort_{name}"]["decode_ms_per_token"] / merged["decode_ms_per_token"] for name in extra}
     for name, cost in costs.items():
-        print(f"ort_{name}: {cost:.2f}x the time per token of the merged artifact")
+        print(f"ort_{name}: {cost:.2f}x the time per token of the merged artifact end to end, "
+              f"{decode_costs[name]:.2f}x per decode step")
     for name, size in sizes.items():
         took = f", export {export_seconds[name]:.1f} s" if name in export_seconds else ""
         print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB{took}")
@@ -171,6 +176,7 @@ def main() -> None:
                 "ort_merged_vs_peft_unmerged": results["ort_merged_artifact"]["tokens_per_second"] / peft_speed,
                 "ort_merged_vs_ort_base": results["ort_merged_artifact"]["tokens_per_second"] / base_ort,
                 **{f"ort_{name}_cost_vs_merged": cost for name, cost in costs.items()},
+                **{f"ort_{name}_decode_cost_vs_merged": cost for name, cost in decode_costs.items()},
             },
         }
         args.json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -40,10 +40,10 @@ def render(payload: dict[str, Any]) -> str:
     """Speed table with ratios to the unmerged PEFT model, then artifact sizes."""
     results = payload["results"]
     peft = results["pytorch_peft_unmerged"]["tokens_per_second"]
-    rows = [[name, f"{r['tokens_per_second']:.1f}", f"{r['first_token_ms']:.1f}", f"{r['tokens_per_second'] / peft:.2f}x"]
-            for name, r in results.items()]
+    rows = [[name, f"{r['tokens_per_second']:.1f}", f"{r['first_token_ms']:.1f}", f"{r['decode_ms_per_token']:.1f}",
+             f"{r['tokens_per_second'] / peft:.2f}x"] for name, r in results.items()]
     sizes = [[name, f"{s['model'] / 1e6:.1f}", f"{s['onnx'] / 1e6:.1f}"] for name, s in payload["sizes_bytes"].items()]
     return (f"## Deploy: {payload['model']}, greedy {payload['new_tokens']} new tokens, {payload['threads']} thread(s)\n\n"
-            + markdown_table(["runner", "tokens/s (median)", "first token (ms)", "vs PEFT unmerged"], rows)
+            + markdown_table(["runner", "tokens/s (median)", "first token (ms)", "decode step (ms)", "vs PEFT unmerged"], rows)
             + "\n### Artifact sizes (MB)\n\n" + markdown_table(["artifact", "model/ (safetensors)", "onnx/"], sizes)
             + "".join(f"\n- {note}\n" for note in payload["notes"]))
