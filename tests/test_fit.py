@@ -70,6 +70,13 @@ def test_existing_run_is_not_overwritten_without_force(tiny_gpt2_dir, corpus_dir
     with pytest.raises(InputError, match="already exists"):
         fit(config, tmp_path / "run")
     assert (tmp_path / "run" / "adapter.safetensors").read_bytes() == before
+    broken = tiny_config(tiny_gpt2_dir, corpus_dir, method="lora", steps=2, eval_every=0, data=str(tmp_path / "missing"))
+    with pytest.raises(InputError):  # --force with a bad input: the old run survives
+        fit(broken, tmp_path / "run", force=True)
+    assert (tmp_path / "run" / "adapter.safetensors").read_bytes() == before
+    with pytest.raises(InputError):  # and a fresh --out is not even created
+        fit(broken, tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
     fit(config, tmp_path / "run", force=True)
 
 

@@ -36,7 +36,8 @@ class FitResult:
     summary: dict
 
 
-def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
+def check_run_dir(out: Path, resume: bool, force: bool) -> None:
+    """Refuse an unusable --out before any work; nothing is written or removed here."""
     if resume:
         read_header(out)
         return
@@ -45,8 +46,14 @@ def prepare_run_dir(out: Path, resume: bool, force: bool) -> None:
             raise InputError(f"{out} already exists and is not empty: choose another --out, add --resume, or --force")
         if not (out / HEADER).is_file():
             raise InputError(f"refusing to --force over {out}: it is not a qcompress run directory")
+
+
+def start_run_dir(out: Path) -> None:
+    """Empty (a --force over a checked run) and create --out, only once the model, data and method have loaded:
+    a bad input must not cost the user the run they asked to replace."""
+    if out.exists():
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True)
 
 
 def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer, context: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -86,7 +93,7 @@ def fit(
     from qcompress.models import load_model
 
     out = Path(out)
-    prepare_run_dir(out, resume, force)
+    check_run_dir(out, resume, force)
     if config is None:
         if not resume:
             raise InputError("a fit needs a config (or --resume of an existing run)")
@@ -112,6 +119,7 @@ def fit(
         if header["config_sha256"] != config.sha256():
             raise InputError(f"--resume with a different config than {out / HEADER} records: drop the changed flags")
     else:
+        start_run_dir(out)
         write_header(out, config, loaded.identity, counts)
         write_text_atomic(out / "circuit.txt", adapted.describe())
 
