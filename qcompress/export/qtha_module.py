@@ -77,7 +77,7 @@ class QthaDeployed(torch.nn.Module):
         super().__init__()
         self.in_features, self.out_features = folded.weight.shape[1], folded.weight.shape[0]
         rank, width = group.rank, group.rank + 1
-        stacked = torch.zeros(self.in_features + group.n_members * width, self.out_features)
+        stacked = torch.zeros(self.in_features + group.n_members * width, self.out_features, dtype=folded.weight.dtype)
         stacked[: self.in_features] = folded.weight.T
         start = self.in_features + index * width
         stacked[start : start + rank] = folded.readout.T
