@@ -2,7 +2,7 @@
 
 Collapse folds every linear piece of QTHA (both tensor trains, both MLPs, CW, the scale) into the
 base weight and bias; what cannot be folded is the per-token circuit, whose input and output maps
-are folded too (``encode``: x -> circuit angles, ``readout``: <Z> -> output). The trained gates are
+are folded too (``encode``: x -> the circuits' angle sums, ``readout``: <Z> -> output). The trained gates are
 prepared once in float64 and kept as constants in the inference form of
 :mod:`qcompress.export.qtha_compiled`. Folding each circuit layer into one dense (2*2^r)^2 matrix
 instead would read 1 MB of constants per layer per token at r = 8 (memory-bound), so the gates
@@ -52,12 +52,14 @@ class QthaGroup(torch.nn.Module):
         super().__init__()
         rank, in_features = members[0].encode.shape
         self.rank, self.in_features, self.n_members = rank, in_features, len(members)
-        self.register_buffer("encode", torch.cat([m.encode for m in members]).T.contiguous())  # (in, M*r)
         with torch.no_grad():  # gates prepared in float64; the encode bias joins every layer's angle offsets
             exact = QthaStatevector(rank, depth).double()
             schedules = [exact.schedule(m.angles.double()) for m in members]
             schedules = [replace(s, offsets=s.offsets + m.encode_bias.double()) for s, m in zip(schedules, members)]
             self.circuits = CompiledQthaCircuit(schedules, rank)
+            encode = torch.cat([m.encode for m in members]).T.double()  # (in, M*r)
+            # x -> the circuits' angle sums in one matmul (float64 product, then float32)
+            self.register_buffer("encode", (encode @ self.circuits.sums_map.double()).to(members[0].encode.dtype))
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def augmented(self, x: torch.Tensor) -> torch.Tensor:
@@ -65,7 +67,7 @@ class QthaGroup(torch.nn.Module):
         if self._last is not None and self._last[0] is x:
             return self._last[1]
         flat = x.reshape(-1, self.in_features)
-        result = torch.cat([flat, self.circuits(flat @ self.encode)], -1)
+        result = torch.cat([flat, self.circuits.from_sums(flat @ self.encode)], -1)
         self._last = (x, result)
         return result
 
