@@ -187,3 +187,35 @@ def test_recomputed_circuit_gives_the_same_gradients(tiny_llama_dir, corpus_dir)
     expected = torch.autograd.grad(direct.sum(), [layer.angles, a])
     recomputed = torch.autograd.grad(layer.quantum(a).sum(), [layer.angles, a])
     assert all(torch.allclose(e, r) for e, r in zip(expected, recomputed))
+
+
+def _exported_circuit(depth: int, path) -> tuple[list[str], CompiledQthaCircuit]:
+    """The inference form (r = 8, two members) exported alone; returns its node types and the module."""
+    import onnx
+
+    ansatz = build_ansatz("qtha", n_qubits=8, depth=depth)
+    exact = QthaStatevector(8, depth).double()
+    compiled = CompiledQthaCircuit([exact.schedule(init_weights(ansatz, seed=s).double()) for s in (0, 1)], 8)
+    tokens = torch.export.Dim("tokens", min=1, max=64)
+    with torch.no_grad():
+        torch.onnx.export(compiled, (torch.randn(3, 16),), str(path), dynamo=True, dynamic_shapes=({0: tokens},),
+                          optimize=True, verbose=False)
+    return [node.op_type for node in onnx.load(str(path)).graph.node], compiled
+
+
+def test_inference_form_costs_eight_operations_per_circuit_layer_in_onnx(tmp_path):
+    """Generation pays ONNX Runtime's per-operation cost once per layer per token: guard the count and the op kinds.
+
+    No gather (the phases are a broadcast product and a sum) and no ReduceProd (which breaks ORT's
+    shape inference and with it the graph's offline fusions); ORT on the exported graph = PyTorch."""
+    import numpy as np
+    import onnxruntime as ort
+
+    shallow, _ = _exported_circuit(2, tmp_path / "two.onnx")
+    deep, compiled = _exported_circuit(4, tmp_path / "four.onnx")
+    assert (len(deep) - len(shallow)) / 2 == 8
+    assert not {"GatherND", "Gather", "ReduceProd"} & set(deep)
+    angles = torch.randn(5, 16, generator=torch.Generator().manual_seed(0))
+    session = ort.InferenceSession(str(tmp_path / "four.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: angles.numpy()})[0]
+    assert np.abs(got - compiled(angles).numpy()).max() < 1e-5
