@@ -140,3 +140,16 @@ def test_generate_command_module_imports_only_typer():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_paired_decode_benchmark_reports_every_artifact_against_the_first(artifacts):
+    """tools/bench_deploy.py's paired measurement: per-artifact step time, ratio to the first, one median per session."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from bench_deploy import paired_decode
+
+    report = paired_decode({"first": artifacts["llama"], "again": artifacts["llama"]}, threads=1, sessions=2, rounds=1, steps=3)
+    assert list(report) == ["first", "again"]
+    assert report["first"]["ratio"] == 1.0 and report["first"]["session_ratios"] == [1.0, 1.0]
+    again = report["again"]
+    assert len(again["session_ratios"]) == 2 and again["step_ms"] > 0
+    assert again["ratio_q1"] <= again["ratio"] <= again["ratio_q3"]

@@ -6,7 +6,8 @@ the base model through the same pipeline as ``qcompress export``, and measures g
 tokens/s and first-token latency for all four, interleaved round-robin so machine load affects
 them alike. ``--artifact NAME=DIR`` adds any other exported artifact (e.g. a QTHA run's, whose
 circuit stays in the graph) to the same interleaved rounds, reported as its cost relative to the
-merged artifact. Prints a table; ``--json PATH`` also writes the numbers.
+merged artifact, and then to a paired decode-step measurement (see :func:`paired_decode`), which
+is the steadier figure. Prints a table; ``--json PATH`` also writes the numbers.
 
     python tools/bench_deploy.py [--model smollm2-135m] [--new-tokens 48] [--threads 2] [--json out.json]
     python tools/bench_deploy.py --work runs/deploy --reuse --artifact qtha=artifacts/qtha
@@ -76,6 +77,57 @@ def ort_runner(artifact: Path, threads: int, new_tokens: int) -> Callable[[str],
     return run
 
 
+def paired_decode(artifacts: dict[str, Path], threads: int, sessions: int, rounds: int, steps: int) -> dict[str, dict]:
+    """Decode-step time of every artifact relative to the first one, from steps taken in turn.
+
+    Why not the end-to-end figures: tokens/s of separate generations drift by several percent on a
+    shared machine, and so do two ONNX Runtime sessions of the same model, depending on where
+    their memory lands and on the order they were created in (measured here: the first session of
+    a process ran ~5% slower than a second session of the same graph). Here each artifact takes one
+    greedy decode step in turn, so every ratio compares two steps taken moments apart at the same
+    cache length, and each of the ``sessions`` fresh sets of sessions is created and stepped in a
+    rotated order, so over a multiple of len(artifacts) sessions every artifact holds every
+    position equally often."""
+    import numpy as np
+    from tokenizers import Tokenizer
+
+    from qcompress.runtime.decoder_session import DecoderSession
+
+    names = list(artifacts)
+    prompt = np.asarray([Tokenizer.from_file(str(artifacts[names[0]] / "onnx" / "tokenizer.json")).encode(PROMPTS[0]).ids])
+    times: dict[str, list[list[float]]] = {name: [] for name in names}
+    for session in range(sessions):
+        order = names[session % len(names):] + names[: session % len(names)]
+        decoders = {name: DecoderSession(artifacts[name] / "onnx" / "model.onnx", threads=threads) for name in order}
+        for name in names:
+            times[name].append([])
+        for _ in range(rounds):
+            state = {}
+            for name, decoder in decoders.items():
+                logits, past = decoder.step(prompt, np.ones_like(prompt), decoder.empty_past(1))
+                state[name] = (logits, past, np.ones_like(prompt))
+            for _ in range(steps):
+                for name, decoder in decoders.items():
+                    logits, past, mask = state[name]
+                    token = logits[:, -1:].argmax(-1)
+                    mask = np.concatenate([mask, np.ones((1, 1), dtype=mask.dtype)], 1)
+                    start = time.perf_counter()
+                    logits, past = decoder.step(token, mask, past)
+                    times[name][-1].append(time.perf_counter() - start)
+                    state[name] = (logits, past, mask)
+        del decoders
+    report = {}
+    for name, per_session in times.items():
+        ratios = [np.asarray(mine) / np.asarray(ref) for mine, ref in zip(per_session, times[names[0]])]
+        q1, median, q3 = np.percentile(np.concatenate(ratios), [25, 50, 75])
+        report[name] = {
+            "step_ms": float(np.median(np.concatenate(per_session)) * 1000),
+            "ratio": float(median), "ratio_q1": float(q1), "ratio_q3": float(q3),
+            "session_ratios": [float(np.median(r)) for r in ratios],
+        }
+    return report
+
+
 def directory_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -112,6 +164,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, dest="json_path")
     parser.add_argument("--artifact", action="append", default=[], metavar="NAME=DIR",
                         help="another exported artifact to measure alongside (repeatable)")
+    parser.add_argument("--paired-sessions", type=int, default=None,
+                        help="fresh sets of ONNX Runtime sessions for the paired decode-step measurement of --artifact, "
+                             "each created in a rotated order (default: one per artifact measured; 0: skip)")
+    parser.add_argument("--paired-rounds", type=int, default=4, help="prompts per session in the paired measurement")
+    parser.add_argument("--paired-steps", type=int, default=32, help="decode steps per prompt in the paired measurement")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.artifact)
     missing = [path for path in extra.values() if not (Path(path) / "manifest.json").is_file()]
@@ -165,13 +222,23 @@ def main() -> None:
     for name, cost in costs.items():
         print(f"ort_{name}: {cost:.2f}x the time per token of the merged artifact end to end, "
               f"{decode_costs[name]:.2f}x per decode step")
+    paired = {}
+    paths = {"merged": work / "merged", "base": work / "base", **{name: Path(path) for name, path in extra.items()}}
+    sessions = len(paths) if args.paired_sessions is None else args.paired_sessions
+    if extra and sessions > 0:
+        paired = paired_decode(paths, args.threads, sessions, args.paired_rounds, args.paired_steps)
+        print(f"\npaired decode steps vs merged ({sessions} sessions x {args.paired_rounds} prompts "
+              f"x {args.paired_steps} steps): median ratio [quartiles] (per-session medians)")
+        for name, row in paired.items():
+            per_session = ", ".join(f"{r:.3f}" for r in row["session_ratios"])
+            print(f"  {name:<22}{row['step_ms']:7.2f} ms  {row['ratio']:.3f} [{row['ratio_q1']:.3f}-{row['ratio_q3']:.3f}] ({per_session})")
     for name, size in sizes.items():
         took = f", export {export_seconds[name]:.1f} s" if name in export_seconds else ""
         print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB{took}")
     if args.json_path:
         report = {
             "model": args.model, "threads": args.threads, "new_tokens": args.new_tokens, "prompts": list(PROMPTS),
-            "results": results, "export_seconds": export_seconds, "sizes_bytes": sizes,
+            "results": results, "paired_decode": paired, "export_seconds": export_seconds, "sizes_bytes": sizes,
             "ratios": {
                 "ort_merged_vs_peft_unmerged": results["ort_merged_artifact"]["tokens_per_second"] / peft_speed,
                 "ort_merged_vs_ort_base": results["ort_merged_artifact"]["tokens_per_second"] / base_ort,

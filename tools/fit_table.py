@@ -33,6 +33,8 @@ VARIANTS: dict[str, list[str]] = {
     "qtha": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"],
     "qtha-lr1e-3": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--lr", "1e-3"],
     "qtha-256": ["--method", "qtha"],
+    # half the circuit layers (L = 4 instead of r = 8): the deployment shape, its artifact ~1.15x merged LoRA's cost
+    "qtha-L4": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--qtha-layers", "4"],
     "prefix": ["--method", "prefix"],
     "qpa-prefix": ["--method", "qpa-prefix"],
 }

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(None, help="Base model: 'smollm2-135m' (default), a local HF dir, a .gguf file, or a hub id."),
         data: str = typer.Option(None, help="Corpus: 'austen' (default), a .txt file, a folder, a .jsonl file, or a hub dataset id."),
         eval_data: str = typer.Option(None, help="Held-out text for perplexity (default: the corpus' own held-out part)."),
-        method: str = typer.Option(None, help="Adapter method: 'qpa-lora' (default) or 'lora' (plugins add more)."),
+        method: str = typer.Option(None, help="Adapter method (default 'qpa-lora'): lora, qpa-lora, dora, qpa-dora, ffa, qpa-ffa, prefix, qpa-prefix, qtha; plugins add more."),
         rank: int = typer.Option(None, help="LoRA rank r (default 8)."),
         alpha: float = typer.Option(None, help="LoRA alpha (default 2r)."),
         dropout: float = typer.Option(None, help="LoRA dropout (default 0)."),
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="Replace an existing run directory in --out."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
-        """Fine-tune a causal LM with LoRA or QPA-generated LoRA; writes RUN_DIR (config, trained state, metrics, plot)."""
+        """Fine-tune a causal LM with a classical, QPA-generated or QTHA adapter; writes RUN_DIR (config, trained state, metrics, plot)."""
         from qcompress.errors import InputError
         from qcompress.training.config import build_fit_config
         from qcompress.training.fit import fit
