@@ -142,12 +142,36 @@ def test_generate_command_module_imports_only_typer():
     assert done.stdout.strip() == "[]"
 
 
-def test_paired_decode_benchmark_reports_every_artifact_against_the_first(artifacts):
-    """tools/bench_deploy.py's paired measurement: per-artifact step time, ratio to the first, one median per session."""
+def test_sessions_spin_wait_by_default_and_not_when_asked(artifacts):
+    """ORT's default spinning stays for real use; ``spinning=False`` is what a benchmark stepping several sessions needs."""
+    from qcompress.runtime.decoder_session import DecoderSession
+
+    key = "session.intra_op.allow_spinning"
+    quiet = DecoderSession(artifacts["llama"] / "onnx" / "model.onnx", threads=2, spinning=False)
+    assert quiet.session.get_session_options().get_session_config_entry(key) == "0"
+    default = DecoderSession(artifacts["llama"] / "onnx" / "model.onnx", threads=2)
+    with pytest.raises(RuntimeError, match=key):  # no entry: ONNX Runtime's own default (spinning on)
+        default.session.get_session_options().get_session_config_entry(key)
+
+
+def test_paired_decode_benchmark_reports_every_artifact_against_the_first(artifacts, monkeypatch):
+    """tools/bench_deploy.py's paired measurement: per-artifact step time, ratio to the first, one median per
+    session, every session created without spin-waiting (idle sessions' workers would take the cores)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
     from bench_deploy import paired_decode
 
-    report = paired_decode({"first": artifacts["llama"], "again": artifacts["llama"]}, threads=1, sessions=2, rounds=1, steps=3)
+    from qcompress.runtime import decoder_session
+
+    created = []
+
+    class Recorded(decoder_session.DecoderSession):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            created.append(self.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"))
+
+    monkeypatch.setattr(decoder_session, "DecoderSession", Recorded)
+    report = paired_decode({"first": artifacts["llama"], "again": artifacts["llama"]}, threads=2, sessions=2, rounds=1, steps=3)
+    assert created == ["0"] * 4
     assert list(report) == ["first", "again"]
     assert report["first"]["ratio"] == 1.0 and report["first"]["session_ratios"] == [1.0, 1.0]
     again = report["again"]
