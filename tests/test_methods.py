@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from collapse_check import assert_collapse_matches_unmerged
 from fit_helpers import tiny_config
 from qcompress.methods import get_method
 from qcompress.models import load_model
@@ -28,11 +29,7 @@ def test_lora_counts_and_collapse_match_unmerged(tiny_model_dir, corpus_dir):
     counts = adapted.counts()
     assert counts["trainable"] == counts["lora_equivalent"] == counts["adapter_weights"]
     ids = _ids(loaded.model.config.vocab_size)
-    adapted.model.eval()
-    before = _logits(adapted.model, ids)
-    merged = adapted.collapse()
-    assert "lora" not in " ".join(n for n, _ in merged.named_parameters())
-    torch.testing.assert_close(_logits(merged, ids), before, atol=1e-5, rtol=0)
+    assert_collapse_matches_unmerged(adapted, ids)
 
 
 def test_lora_count_is_rank_times_fan_in_plus_fan_out(tiny_gpt2_dir, corpus_dir):
