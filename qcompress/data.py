@@ -29,7 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qcompress.errors import InputError
-from qcompress.models import cache_dir, hub_reachable, publish_directory, staging_directory
+from qcompress.atomic import publish_directory, staging_directory
+from qcompress.hub import cached_dataset_snapshot, is_hub_id, require_hub
+from qcompress.models import cache_dir
 
 if TYPE_CHECKING:
     import torch
@@ -49,7 +51,6 @@ AUSTEN_HELDOUT = "persuasion"
 AUSTEN_MANIFEST = "austen.json"
 TEXT_SUFFIXES = (".txt", ".md")
 FIELD_SUFFIX = re.compile(r"^(?P<source>.+):(?P<field>[A-Za-z_][\w-]*)$")
-DATASET_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass
@@ -102,7 +103,7 @@ def load_texts(spec: str) -> tuple[list[str], str]:
     elif path.is_file():
         texts = [_read_text(path)]
         what = spec
-    elif path.exists() or not DATASET_ID.match(spec) or spec.startswith((".", "~")) or _looks_like_file(path):
+    elif not is_hub_id(spec):
         raise InputError(
             f"corpus {spec!r} not found: give a .txt file, a folder of .txt/.md files, a .jsonl file, "
             f"a Hugging Face dataset id, or {DEFAULT_CORPUS!r}"
@@ -116,51 +117,72 @@ def load_texts(spec: str) -> tuple[list[str], str]:
     return texts, what
 
 
-def _looks_like_file(path: Path) -> bool:
-    """A missing ``notes.txt`` is a typo'd path, not a hub dataset id: say "not found" without going online."""
-    return path.suffix.lower() in (*TEXT_SUFFIXES, ".jsonl")
+def _unreadable(path: Path, error: OSError) -> InputError:
+    reason = error.strerror or type(error).__name__
+    return InputError(f"cannot read {str(path)!r} ({reason}): check the file and its permissions")
 
 
 def _read_text(path: Path) -> str:
+    """The file's text with newlines made ``\\n`` (the held-out split looks for blank lines)."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{str(path)!r} is not UTF-8 text: convert it to UTF-8 or leave it out") from None
+    except OSError as error:
+        raise _unreadable(path, error) from None
 
 
 def _read_jsonl(path: Path, field: str) -> list[str]:
+    """One text per non-blank line, each an object with a string ``field``; a bad line is named by number.
+
+    Lines are decoded one by one so that a non-UTF-8 byte is reported with its line, not as a
+    traceback; a byte-order mark (Windows editors write one) is dropped.
+    """
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise _unreadable(path, error) from None
     texts = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{path}:{number} is not valid JSON ({error.msg}): fix or remove that line") from None
-            if not isinstance(record, dict) or not isinstance(record.get(field), str):
-                raise InputError(
-                    f"{path}:{number} has no string field {field!r}: name the field as '{path}:FIELD'"
-                )
-            texts.append(record[field])
+    for number, raw in enumerate(lines, start=1):
+        try:
+            line = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError(f"{path}:{number} is not UTF-8 text: convert the file to UTF-8") from None
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}:{number} is not valid JSON ({error.msg}): fix or remove that line") from None
+        if not isinstance(record, dict):
+            raise InputError(
+                f"{path}:{number} is a JSON {type(record).__name__}, not an object: "
+                f'write one object per line, like {{"{field}": "..."}}'
+            )
+        if not isinstance(record.get(field), str):
+            raise InputError(f"{path}:{number} has no string field {field!r}: name the field as '{path}:FIELD'")
+        texts.append(record[field])
     return texts
 
 
 def _read_hub_dataset(dataset_id: str, field: str) -> list[str]:
-    """The train split's ``field`` column; one line instead of minutes of retries when the hub is unreachable."""
+    """The train split's ``field`` column: from the local Hugging Face cache when it holds the dataset
+    (no network at all), else from the hub when :func:`require_hub` allows it (one line, not minutes of
+    retries, when it does not)."""
     import datasets
-    from huggingface_hub import constants
 
-    if not constants.is_offline_mode() and not hub_reachable(constants.ENDPOINT):
-        raise InputError(
-            f"corpus {dataset_id!r} is not a local path and the Hugging Face hub is unreachable: "
-            "download the text and pass a local file or folder"
-        )
+    snapshot = cached_dataset_snapshot(dataset_id)
     try:
-        table = datasets.load_dataset(dataset_id, split="train")
-    except Exception as error:  # datasets raises many unrelated types for "cannot get it"
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(f"cannot load dataset {dataset_id!r}: {first}") from None
+        table = datasets.load_dataset(str(snapshot), split="train") if snapshot else None
+    except Exception:  # an incomplete cached snapshot (datasets raises many types): the hub has it whole
+        table = None
+    if table is None:
+        require_hub(f"corpus {dataset_id!r}", "download the text and pass a local file or folder")
+        try:
+            table = datasets.load_dataset(dataset_id, split="train")
+        except Exception as error:  # datasets raises many unrelated types for "cannot get it"
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise InputError(f"cannot load dataset {dataset_id!r}: {first}") from None
     if field not in table.column_names:
         raise InputError(
             f"dataset {dataset_id!r} has no column {field!r} (columns: {', '.join(table.column_names)}): "

