@@ -63,21 +63,21 @@ class FitConfig(StrictModel):
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
-    seq_len: int = Field(128, ge=2)
+    seq_len: int | None = Field(None, ge=2, description="tokens per training block; default 128, or the model's context if shorter")
     seed: int = Field(0, ge=0)
     max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping")
 
     eval_every: int = Field(50, ge=0, description="steps between held-out evaluations; 0: only at the end")
     eval_tokens: int = Field(8192, ge=2, description="held-out tokens scored (from the start of the eval text)")
-    eval_seq_len: int = Field(256, ge=2)
-    eval_stride: int = Field(128, ge=1)
+    eval_seq_len: int | None = Field(None, ge=2, description="evaluation window; default 256, or the model's context if shorter")
+    eval_stride: int | None = Field(None, ge=1, description="evaluation window advance; default half the window")
     checkpoint_every: int = Field(50, ge=1)
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
     device: str = Field("auto", description="torch device: auto (a GPU when present), cpu, cuda, cuda:N or mps")
 
     @model_validator(mode="after")
     def _consistent(self) -> FitConfig:
-        if self.eval_stride > self.eval_seq_len:
+        if None not in (self.eval_stride, self.eval_seq_len) and self.eval_stride > self.eval_seq_len:
             raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len})")
         if self.warmup_steps is not None and self.warmup_steps >= self.steps > 1:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
@@ -89,7 +89,12 @@ class FitConfig(StrictModel):
 
     def sha256(self) -> str:
         """Identity of the run: hash of the canonical JSON of this config."""
-        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+        return config_sha256(self.model_dump(mode="json"))
+
+
+def config_sha256(data: dict[str, Any]) -> str:
+    """sha256 of a config as recorded (its JSON form), so a stored header can be checked as it stands."""
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def canonical_json(data: Any) -> str:

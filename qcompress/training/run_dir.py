@@ -9,24 +9,27 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from qcompress.atomic import write_atomic, write_json_atomic
 from qcompress.config import validated
+from qcompress.console import note
 from qcompress.errors import InputError
 from qcompress.methods import AdaptedModel, get_method
-from qcompress.training.config import FitConfig
+from qcompress.training.config import FitConfig, config_sha256
 from qcompress.versions import library_versions
 
 HEADER = "qcompress.json"
+METRICS = "metrics.jsonl"
 FORMAT_VERSION = 1
 PACKAGES = ("qcompress", "torch", "transformers", "peft", "quimb", "cotengra", "cirq-core", "safetensors")
 
@@ -46,32 +49,69 @@ def write_header(run_dir: Path, config: FitConfig, identity: dict, counts: dict[
 
 
 def read_header(run_dir: Path) -> dict:
-    """The run's header, or a one-line error saying why this is not a usable run directory."""
+    """The run's header, or a one-line error saying why this is not a usable run directory.
+
+    The config it holds is checked against the sha256 recorded when the run was made: a run's
+    config cannot change after fit (an edited ``alpha`` would silently change what eval and export
+    compute, while the manifest went on quoting the old hash).
+    """
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} not found: give the --out directory of a qcompress fit")
     path = run_dir / HEADER
     if not path.is_file():
         raise InputError(f"{run_dir} is not a qcompress run ({HEADER} missing): give the --out directory of a qcompress fit")
     try:
-        header = json.loads(path.read_text())
-        header["config"]  # noqa: B018 - presence check
-    except (json.JSONDecodeError, KeyError, TypeError):
+        header = json.loads(path.read_text(encoding="utf-8"))
+        config, recorded = header["config"], header["config_sha256"]
+        header["base_model"]  # noqa: B018 - presence check
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise InputError(f"{path} is corrupt (not a qcompress run header): re-run qcompress fit") from None
+    if config_sha256(config) != recorded:
+        raise InputError(
+            f"{path} was edited: its config no longer matches the config_sha256 recorded by qcompress fit; "
+            "restore the file, or start a new run with the settings you want"
+        )
     return header
+
+
+CONTENT_SHA256 = "qcompress.content_sha256"
+
+
+def content_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    Stored in the safetensors header when a file is written and recomputed when it is read, so a
+    flipped byte in the data (which safetensors itself cannot notice) is caught before it trains
+    or exports. Hashing what was loaded, not the file, keeps it independent of the file layout.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     cpu = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
-    write_atomic(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata or {}))
+    stamped = {**(metadata or {}), CONTENT_SHA256: content_sha256(cpu)}
+    write_atomic(path, lambda tmp: save_file(cpu, str(tmp), metadata=stamped))
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+def load_tensors(path: Path, fix: str = "re-run qcompress fit") -> dict[str, torch.Tensor]:
+    """The tensors of ``path``, checked against the content hash in its header (files written
+    before qcompress stored one are accepted as they are)."""
     if not path.is_file():
-        raise InputError(f"{path} is missing: the run is incomplete; re-run qcompress fit (or --resume it)")
+        raise InputError(f"{path} is missing: the run is incomplete; {fix} (or --resume it)")
     try:
-        return load_file(str(path))
+        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as handle:
+            recorded = (handle.metadata() or {}).get(CONTENT_SHA256)
     except (SafetensorError, OSError, ValueError) as error:
-        raise InputError(f"{path} is corrupt ({str(error).splitlines()[0]}): re-run qcompress fit") from None
+        raise InputError(f"{path} is corrupt ({str(error).splitlines()[0]}): {fix}") from None
+    if recorded is not None and recorded != content_sha256(tensors):
+        raise InputError(f"{path} is corrupt (its tensors do not match the hash in its header): {fix}")
+    return tensors
 
 
 @dataclass
@@ -105,16 +145,29 @@ class LoadedRun:
         return self.adapted.collapse(), self.tokenizer
 
 
-def check_identity(expected: dict[str, Any], actual: dict[str, Any], run_dir: Path) -> None:
+def check_identity(expected: dict[str, Any], actual: dict[str, Any], run_dir: Path, ignore_mismatch: bool = False) -> None:
+    """Refuse a base model other than the one the run was trained on: another config (the adapter
+    may not even fit) or the same config with other weights (a run recorded before weights were
+    fingerprinted is checked on its config only). ``ignore_mismatch`` turns the refusal into a note."""
     if expected.get("config_sha256") != actual.get("config_sha256"):
-        raise InputError(
+        problem = (
             f"run {run_dir} was made for base model {expected.get('name')!r} ({expected.get('model_type')}), "
-            f"but the model loaded now is {actual.get('name')!r} ({actual.get('model_type')}) with a different "
-            "config: use the model the run was trained on"
+            f"but the model loaded now is {actual.get('name')!r} ({actual.get('model_type')}) with a different config"
         )
+    elif "weights_sha256" in expected and expected["weights_sha256"] != actual.get("weights_sha256"):
+        problem = (
+            f"run {run_dir} was made for base model {expected.get('name')!r}, but the model loaded now "
+            f"({actual.get('name')!r}) has the same config and other weights"
+        )
+    else:
+        return
+    if ignore_mismatch:
+        note(f"{problem}; going on as --ignore-model-mismatch asks")
+        return
+    raise InputError(f"{problem}: use the model the run was trained on (or pass --ignore-model-mismatch if this is deliberate)")
 
 
-def load_run(run_dir: Path, model_spec: str | None = None) -> LoadedRun:
+def load_run(run_dir: Path, model_spec: str | None = None, ignore_model_mismatch: bool = False) -> LoadedRun:
     """Rebuild the adapted model of ``run_dir`` from its header and trained state."""
     from qcompress.models import load_model
 
@@ -124,7 +177,7 @@ def load_run(run_dir: Path, model_spec: str | None = None) -> LoadedRun:
     method = get_method(config.method)
     state = load_tensors(run_dir / method.state_file)
     loaded = load_model(model_spec or config.model)
-    check_identity(header["base_model"], loaded.identity, run_dir)
+    check_identity(header["base_model"], loaded.identity, run_dir, ignore_model_mismatch)
     adapted = method.attach(loaded.model, config)
     adapted.load_trainable_state(state)
     adapted.model.eval()
