@@ -105,6 +105,20 @@ def tiny_model_dir(request, tiny_gpt2_dir, tiny_llama_dir) -> Path:
     return tiny_gpt2_dir if request.param == "gpt2" else tiny_llama_dir
 
 
+@pytest.fixture(scope="session")
+def onnx_artifacts(tmp_path_factory, tiny_gpt2_dir, tiny_llama_dir) -> dict[str, Path]:
+    """Each tiny model exported once (ONNX only) by the public API; tests that damage one use a copy."""
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.source import load_source
+
+    out = {}
+    for kind, model_dir in (("gpt2", tiny_gpt2_dir), ("llama", tiny_llama_dir)):
+        loaded = load_source(str(model_dir))
+        out[kind] = tmp_path_factory.mktemp(f"onnx-{kind}") / "artifact"
+        export_artifact(loaded.model, loaded.tokenizer, out[kind], source=loaded.description, formats=["onnx"])
+    return out
+
+
 @dataclass
 class CliResult:
     exit_code: int

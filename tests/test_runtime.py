@@ -15,19 +15,6 @@ from qcompress.errors import InputError
 from qcompress.runtime.perplexity import sliding_windows
 
 
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory, tiny_gpt2_dir, tiny_llama_dir) -> dict[str, Path]:
-    from qcompress.export.artifact import export_artifact
-    from qcompress.export.source import load_source
-
-    out = {}
-    for kind, model_dir in (("gpt2", tiny_gpt2_dir), ("llama", tiny_llama_dir)):
-        loaded = load_source(str(model_dir))
-        out[kind] = tmp_path_factory.mktemp(f"runtime-{kind}") / "artifact"
-        export_artifact(loaded.model, loaded.tokenizer, out[kind], source=loaded.description, formats=["onnx"])
-    return out
-
-
 def _torch_model(kind, tiny_gpt2_dir, tiny_llama_dir):
     from qcompress.models import load_model
 
@@ -35,14 +22,14 @@ def _torch_model(kind, tiny_gpt2_dir, tiny_llama_dir):
 
 
 @pytest.mark.parametrize("kind", ["gpt2", "llama"])
-def test_greedy_tokens_equal_pytorch(artifacts, kind, tiny_gpt2_dir, tiny_llama_dir):
+def test_greedy_tokens_equal_pytorch(onnx_artifacts, kind, tiny_gpt2_dir, tiny_llama_dir):
     import torch
 
     from qcompress.runtime import OnnxCausalLM
     from qcompress.runtime.sampling import SamplingConfig
 
     loaded = _torch_model(kind, tiny_gpt2_dir, tiny_llama_dir)
-    onnx_model = OnnxCausalLM.load(artifacts[kind], threads=1)
+    onnx_model = OnnxCausalLM.load(onnx_artifacts[kind], threads=1)
     prompt = onnx_model.encode("Elizabeth walked to the house and")
     new_ids = onnx_model.generate_ids(prompt, 20, SamplingConfig())
     with torch.no_grad():
@@ -55,7 +42,7 @@ def test_greedy_tokens_equal_pytorch(artifacts, kind, tiny_gpt2_dir, tiny_llama_
 
 
 @pytest.mark.parametrize(("seq_len", "stride"), [(64, 64), (48, 16)])
-def test_perplexity_equals_pytorch(artifacts, tiny_llama_dir, tiny_gpt2_dir, corpus_dir, seq_len, stride):
+def test_perplexity_equals_pytorch(onnx_artifacts, tiny_llama_dir, tiny_gpt2_dir, corpus_dir, seq_len, stride):
     import torch
 
     from qcompress.runtime import OnnxCausalLM
@@ -64,7 +51,7 @@ def test_perplexity_equals_pytorch(artifacts, tiny_llama_dir, tiny_gpt2_dir, cor
     loaded = _torch_model("llama", tiny_gpt2_dir, tiny_llama_dir)
     text = (corpus_dir / "heldout.txt").read_text()[:1500]
     ids = np.asarray(loaded.tokenizer(text)["input_ids"], dtype=np.int64)
-    ours = OnnxCausalLM.load(artifacts["llama"], threads=1).perplexity(ids, seq_len, stride)
+    ours = OnnxCausalLM.load(onnx_artifacts["llama"], threads=1).perplexity(ids, seq_len, stride)
     reference = perplexity(loaded.model, torch.from_numpy(ids), seq_len, stride)
     assert ours["tokens"] == reference["tokens"] == ids.size - 1 - (ids.size - 1) // seq_len * (stride == seq_len)
     assert ours["perplexity"] == pytest.approx(reference["perplexity"], rel=1e-5)
@@ -83,10 +70,10 @@ def test_windows_score_every_token_with_context_once():
         sliding_windows(10, 8, 9)
 
 
-def test_sampling_is_seeded_and_validated(artifacts):
+def test_sampling_is_seeded_and_validated(onnx_artifacts):
     from qcompress.runtime import OnnxCausalLM
 
-    model = OnnxCausalLM.load(artifacts["gpt2"], threads=1)
+    model = OnnxCausalLM.load(onnx_artifacts["gpt2"], threads=1)
     args = dict(max_new_tokens=12, do_sample=True, temperature=1.3, top_k=50, top_p=0.9)
     assert model.generate("The morning", seed=3, **args) == model.generate("The morning", seed=3, **args)
     assert len({model.generate("The morning", seed=s, **args) for s in range(4)}) > 1
@@ -109,9 +96,9 @@ print(json.dumps({{"heavy": heavy, "ppl": ppl}}))
 """
 
 
-def test_runtime_imports_no_torch(artifacts):
+def test_runtime_imports_no_torch(onnx_artifacts):
     done = subprocess.run(
-        [sys.executable, "-c", NO_TORCH.format(artifact=str(artifacts["llama"]))], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", NO_TORCH.format(artifact=str(onnx_artifacts["llama"]))], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
@@ -119,8 +106,8 @@ def test_runtime_imports_no_torch(artifacts):
     assert report["ppl"] > 1
 
 
-def test_generate_command(artifacts, run_cli):
-    result = run_cli("generate", artifacts["llama"], "--prompt", "The sister", "--max-new-tokens", "5", "--threads", "1")
+def test_generate_command(onnx_artifacts, run_cli):
+    result = run_cli("generate", onnx_artifacts["llama"], "--prompt", "The sister", "--max-new-tokens", "5", "--threads", "1")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("The sister")
     assert "tokens/s" in result.stderr
@@ -142,19 +129,19 @@ def test_generate_command_module_imports_only_typer():
     assert done.stdout.strip() == "[]"
 
 
-def test_sessions_spin_wait_by_default_and_not_when_asked(artifacts):
+def test_sessions_spin_wait_by_default_and_not_when_asked(onnx_artifacts):
     """ORT's default spinning stays for real use; ``spinning=False`` is what a benchmark stepping several sessions needs."""
     from qcompress.runtime.decoder_session import DecoderSession
 
     key = "session.intra_op.allow_spinning"
-    quiet = DecoderSession(artifacts["llama"] / "onnx" / "model.onnx", threads=2, spinning=False)
+    quiet = DecoderSession(onnx_artifacts["llama"] / "onnx" / "model.onnx", threads=2, spinning=False)
     assert quiet.session.get_session_options().get_session_config_entry(key) == "0"
-    default = DecoderSession(artifacts["llama"] / "onnx" / "model.onnx", threads=2)
+    default = DecoderSession(onnx_artifacts["llama"] / "onnx" / "model.onnx", threads=2)
     with pytest.raises(RuntimeError, match=key):  # no entry: ONNX Runtime's own default (spinning on)
         default.session.get_session_options().get_session_config_entry(key)
 
 
-def test_paired_decode_benchmark_reports_every_artifact_against_the_first(artifacts, monkeypatch):
+def test_paired_decode_benchmark_reports_every_artifact_against_the_first(onnx_artifacts, monkeypatch):
     """tools/bench_deploy.py's paired measurement: per-artifact step time, ratio to the first, one median per
     session, every session created without spin-waiting (idle sessions' workers would take the cores)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -170,7 +157,7 @@ def test_paired_decode_benchmark_reports_every_artifact_against_the_first(artifa
             created.append(self.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning"))
 
     monkeypatch.setattr(decoder_session, "DecoderSession", Recorded)
-    report = paired_decode({"first": artifacts["llama"], "again": artifacts["llama"]}, threads=2, sessions=2, rounds=1, steps=3)
+    report = paired_decode({"first": onnx_artifacts["llama"], "again": onnx_artifacts["llama"]}, threads=2, sessions=2, rounds=1, steps=3)
     assert created == ["0"] * 4
     assert list(report) == ["first", "again"]
     assert report["first"]["ratio"] == 1.0 and report["first"]["session_ratios"] == [1.0, 1.0]

@@ -6,6 +6,8 @@ import json
 
 import typer
 
+from qcompress.commands.generate_cmd import NO_VERIFY_HELP
+
 
 def register(app: typer.Typer) -> None:
     @app.command("eval")
@@ -13,13 +15,19 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(..., help="A run directory, an artifact directory, or a model spec (e.g. smollm2-135m)."),
         data: str = typer.Option(None, help="Corpus whose held-out part is scored (default: the run's corpus, else 'austen')."),
         eval_data: str = typer.Option(None, help="Score this text instead of the corpus' held-out part."),
-        seq_len: int = typer.Option(256, min=2, help="Window length in tokens."),
-        stride: int = typer.Option(128, min=1, help="Window advance; tokens get at least seq_len - stride of context."),
+        seq_len: int | None = typer.Option(
+            None, min=2, help="Window length in tokens (default: 256, or the model's context if shorter)."
+        ),
+        stride: int | None = typer.Option(
+            None, min=1, help="Window advance (default: half the window); tokens get at least seq_len - stride of context."
+        ),
         max_tokens: int = typer.Option(8192, min=2, help="Score the first this-many held-out tokens."),
         shots: int = typer.Option(None, "--shots", min=1, help="QPA run: collapse from K measured shots instead of exact probabilities."),
         noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
         backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
+        no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
+        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Run: score it on a base model whose weights differ from the one it was trained on."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Token-weighted sliding-window perplexity on held-out text (same definition as qcompress fit)."""
@@ -28,7 +36,8 @@ def register(app: typer.Typer) -> None:
         from qcompress.backends.sampled import sampler_backend
 
         measure = sampler_backend(backend, shots, noise, seed)
-        result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens, measure)
+        result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens, measure, verify=not no_verify,
+                                 ignore_model_mismatch=ignore_model_mismatch)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+NO_VERIFY_HELP = "skip the sha256 check of the files loaded (faster on large models)"
+
 
 def register(app: typer.Typer) -> None:
     @app.command("generate")
@@ -18,12 +20,18 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(0, "--top-k", help="Keep only the k most likely tokens (0 = all)."),
         top_p: float = typer.Option(1.0, "--top-p", help="Keep the smallest set of tokens with this total probability."),
         seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
-        threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads (default: up to 4)."),
+        threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads (default: up to 4)."),
+        no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
     ) -> None:
         """Generate a completion with ONNX Runtime and print it, then tokens/s on stderr."""
         from qcompress.runtime import OnnxCausalLM
+        from qcompress.runtime.artifact import open_artifact
+        from qcompress.runtime.context import check_generation_fits
 
-        model = OnnxCausalLM.load(artifact, threads=threads)
+        files = open_artifact(artifact, verify=not no_verify)
+        # before the session: building it is the slow part, and a too-long request fails anyway
+        check_generation_fits(len(files.encode(prompt)), max_new_tokens, files.context)
+        model = OnnxCausalLM.from_files(files, threads=threads)
         text = model.generate(
             prompt, max_new_tokens=max_new_tokens, do_sample=sample, temperature=temperature,
             top_k=top_k, top_p=top_p, seed=seed,

@@ -6,37 +6,19 @@ OrtValues bound through IO binding, so the growing cache is never copied into nu
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from tokenizers import Tokenizer
 
 from qcompress.errors import InputError
+from qcompress.runtime.artifact import ArtifactFiles, open_artifact
+from qcompress.runtime.context import check_generation_fits, fit_to_context
 from qcompress.runtime.decoder_session import DecoderSession
 from qcompress.runtime.perplexity import sliding_perplexity
 from qcompress.runtime.sampling import SamplingConfig, next_token
-
-
-def _eos_ids(onnx_dir: Path) -> set[int]:
-    """EOS ids from generation_config.json, falling back to config.json."""
-    ids: set[int] = set()
-    for name in ("generation_config.json", "config.json"):
-        path = onnx_dir / name
-        if path.exists():
-            value = json.loads(path.read_text()).get("eos_token_id")
-            ids.update(value if isinstance(value, list) else [] if value is None else [value])
-    return ids
-
-
-def _find_onnx_dir(artifact: Path) -> Path:
-    for candidate in (artifact / "onnx", artifact):
-        if (candidate / "model.onnx").is_file():
-            return candidate
-    raise InputError(f"no onnx/model.onnx under {artifact}; export one with: qcompress export SOURCE --out {artifact} --format onnx")
 
 
 @dataclass
@@ -53,26 +35,29 @@ class GenerationStats:
 class OnnxCausalLM:
     """A causal LM served by ONNX Runtime from an artifact directory made by ``qcompress export``."""
 
-    def __init__(self, decoder: DecoderSession, tokenizer: Tokenizer, eos_ids: set[int]) -> None:
+    def __init__(self, files: ArtifactFiles, decoder: DecoderSession) -> None:
+        self.files = files
         self.decoder = decoder
-        self.tokenizer = tokenizer
-        self.eos_ids = eos_ids
+        self.tokenizer = files.tokenizer
+        self.eos_ids = files.eos_ids
         self.last_stats: GenerationStats | None = None
 
     @classmethod
-    def load(cls, artifact_dir: str | Path, threads: int | None = None) -> OnnxCausalLM:
-        onnx_dir = _find_onnx_dir(Path(artifact_dir))
-        tokenizer_path = onnx_dir / "tokenizer.json"
-        if not tokenizer_path.is_file():
-            raise InputError(f"{tokenizer_path} is missing; re-export the artifact with qcompress export")
+    def load(cls, artifact_dir: str | Path, threads: int | None = None, verify: bool = True) -> OnnxCausalLM:
+        """Load ``artifact_dir``; with ``verify`` every file under ``onnx/`` is first checked against the
+        sha256 in ``manifest.json``, so a changed or corrupt artifact is refused instead of producing wrong text."""
+        return cls.from_files(open_artifact(artifact_dir, verify), threads)
+
+    @classmethod
+    def from_files(cls, files: ArtifactFiles, threads: int | None = None) -> OnnxCausalLM:
+        """Build the ONNX Runtime session for files already opened (and checked) by :func:`open_artifact`."""
         if threads is not None and threads < 1:
             raise InputError(f"threads must be >= 1, got {threads}")
-        decoder = DecoderSession(onnx_dir / "model.onnx", threads=threads)
-        return cls(decoder, Tokenizer.from_file(str(tokenizer_path)), _eos_ids(onnx_dir))
+        return cls(files, DecoderSession(files.graph, threads=threads))
 
     def encode(self, text: str) -> list[int]:
         """Token ids as ``transformers`` would give them (special tokens such as BOS included)."""
-        return self.tokenizer.encode(text).ids
+        return self.files.encode(text)
 
     def generate_ids(self, prompt_ids: list[int], max_new_tokens: int, sampling: SamplingConfig, seed: int = 0) -> list[int]:
         """New token ids after ``prompt_ids`` (batch 1), stopping at EOS or ``max_new_tokens``."""
@@ -80,6 +65,7 @@ class OnnxCausalLM:
             raise InputError("the prompt is empty after tokenization; give a non-empty --prompt")
         if max_new_tokens < 1:
             raise InputError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        check_generation_fits(len(prompt_ids), max_new_tokens, self.files.context)
         rng = np.random.default_rng(seed)
         session, decoder = self.decoder.session, self.decoder
         binding = session.io_binding()
@@ -134,4 +120,5 @@ class OnnxCausalLM:
 
     def perplexity(self, token_ids: np.ndarray, seq_len: int, stride: int) -> dict[str, float | int]:
         """Token-weighted sliding-window perplexity (see :mod:`qcompress.runtime.perplexity`)."""
+        fit_to_context("--seq-len", seq_len, seq_len, self.files.context)  # refuses a window past the context
         return sliding_perplexity(token_ids, seq_len, stride, self.logits)

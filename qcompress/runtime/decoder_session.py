@@ -15,6 +15,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from qcompress.errors import InputError
+from qcompress.runtime.artifact import REEXPORT, first_line
+
 PAST_PREFIX = "past_key_values."
 PRESENT_PREFIX = "present."
 
@@ -46,12 +49,16 @@ class DecoderSession:
     """A KV-cache decoder step: ``step(input_ids, attention_mask, past) -> (logits, present)``."""
 
     def __init__(self, onnx_path: Path, threads: int | None = None, spinning: bool = True) -> None:
-        self.session = ort.InferenceSession(
-            str(onnx_path), session_options(threads, spinning), providers=["CPUExecutionProvider"]
-        )
+        options = session_options(threads, spinning)
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) share no narrower base
+            raise InputError(f"cannot load {onnx_path} ({first_line(error)}): {REEXPORT}") from error
         inputs = {node.name: node for node in self.session.get_inputs()}
         self.input_names = list(inputs)
         self.past_names = [name for name in inputs if name.startswith(PAST_PREFIX)]
+        if not self.past_names:
+            raise InputError(f"cannot load {onnx_path} (not a KV-cache decoder: no {PAST_PREFIX}* inputs): {REEXPORT}")
         self.present_names = [PRESENT_PREFIX + name[len(PAST_PREFIX):] for name in self.past_names]
         self.takes_position_ids = "position_ids" in inputs
         sample = inputs[self.past_names[0]].shape
