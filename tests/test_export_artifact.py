@@ -4,12 +4,13 @@ and every failure path leaving the filesystem as it was."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from isolated import PROMPT, logits_without_qcompress
-from qcompress.export.files import sha256_file
+from qcompress.integrity import sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +129,16 @@ def test_existing_out_is_kept_without_force(exported, run_cli, tiny_gpt2_dir):
     assert sha256_file(out / "manifest.json") == before
 
 
-def test_parity_failure_exits_3_and_writes_nothing(tiny_gpt2_dir, tmp_path, run_cli):
+def test_parity_failure_exits_3_and_writes_nothing(exported, tiny_gpt2_dir, tmp_path, run_cli):
+    previous, _ = exported["gpt2"]
     out = tmp_path / "old"
-    out.mkdir()
-    (out / "keep.txt").write_text("previous artifact")
+    shutil.copytree(previous, out)
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
     result = run_cli("export", tiny_gpt2_dir, "--out", out, "--atol", "1e-12", "--force")
     assert result.exit_code == 3
     assert "parity" in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["old"]
-    assert (out / "keep.txt").read_text() == "previous artifact"
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 @pytest.mark.parametrize(

@@ -31,14 +31,16 @@ def register(app: typer.Typer) -> None:
         dtype: str = typer.Option("float32", "--dtype", help="Weights dtype of model/: float32, float16 or bfloat16 (ONNX stays float32)."),
         atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing --out (only after the new artifact is complete)."),
+        force: bool = typer.Option(False, "--force", help="Replace the artifact in --out (only a qcompress artifact, and only once the new one is complete)."),
         shots: int = typer.Option(None, "--shots", min=1, help="QPA run: build the weights from K measured shots (as hardware would), recorded in the manifest."),
         noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
         backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
+        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Export a run onto a base model whose weights differ from the one it was trained on."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
     ) -> None:
         """Export a trained run (adapters collapsed into dense weights) or a base model for deployment."""
+        from qcompress.errors import Interrupted
         from qcompress.export.artifact import check_out_dir, export_artifact
         from qcompress.export.source import load_source
 
@@ -46,16 +48,19 @@ def register(app: typer.Typer) -> None:
             typer.echo(message, err=True)
 
         formats = None if format is None else [name.strip() for name in format.split(",") if name.strip()]
-        check_out_dir(out, force)
+        check_out_dir(out, force, Path(source).expanduser())
         from qcompress.backends.sampled import sampler_backend
 
         measure = sampler_backend(backend, shots, noise, seed)
-        progress(f"loading {source}")
-        loaded = load_source(source, measure)
-        manifest = export_artifact(
-            loaded.model, loaded.tokenizer, out, source=loaded.description, formats=formats, dtype=dtype,
-            atol=atol, force=force, opset=opset, command=shlex.join(["qcompress", *sys.argv[1:]]), progress=progress,
-        )
+        try:
+            progress(f"loading {source}")
+            loaded = load_source(source, measure, ignore_model_mismatch)
+            manifest = export_artifact(
+                loaded.model, loaded.tokenizer, out, source=loaded.description, formats=formats, dtype=dtype,
+                atol=atol, force=force, opset=opset, command=shlex.join(["qcompress", *sys.argv[1:]]), progress=progress,
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while exporting {source}; nothing was written and {out} is as it was") from None
         parity = manifest["formats"].get("onnx", {}).get("parity")
         if parity:
             diffs = parity["max_abs_diff"]

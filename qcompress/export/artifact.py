@@ -7,19 +7,19 @@ deletes the temp directory and leaves an existing ``out_dir`` untouched.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from qcompress import registry
-from qcompress.atomic import write_json_atomic
+from qcompress.atomic import remove_stale_siblings, replace_directory, staging_directory, write_json_atomic
 from qcompress.errors import CapabilityError, InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
-from qcompress.export.files import make_readable, replace_directory
-from qcompress.export.manifest import build_manifest
+from qcompress.export.files import make_readable
+from qcompress.export.manifest import MANIFEST, build_manifest
 from qcompress.export.source import parameter_count
-from qcompress.models import staging_directory
 
 DEFAULT_OPSET = MIN_OPSET = 18
 MAX_OPSET = 23
@@ -44,10 +44,40 @@ def resolve_options(model: Any, dtype: str, atol: float | None, opset: int, prom
     return ExportOptions(dtype=dtype, atol=atol if atol is not None else default_atol(model), opset=opset, prompts=chosen)
 
 
-def check_out_dir(out_dir: Path, force: bool) -> None:
-    """Refuse to overwrite an existing artifact unless forced (callers check early, before slow loads)."""
-    if out_dir.exists() and not force:
+def is_artifact_dir(path: Path) -> bool:
+    """A directory holding a qcompress manifest (the only kind of directory ``--force`` replaces)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"format_version", "files", "formats"} <= manifest.keys()
+
+
+def check_out_dir(out_dir: Path, force: bool, source: Path | None = None) -> None:
+    """Refuse an ``--out`` that would lose data (callers check early, before slow loads).
+
+    ``--force`` replaces an existing artifact and nothing else: not a user's folder, not a run,
+    not a file, and never the source being exported or a folder around it. What killed exports
+    left beside ``out_dir`` is cleared first (an artifact set aside by an unfinished swap is put back).
+    """
+    remove_stale_siblings(out_dir)
+    if source is not None and source.exists() and _overlap(out_dir, source):
+        raise InputError(f"--out {out_dir} overlaps the source {source}: export to a directory outside it")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} is a file, not an artifact directory: choose another --out")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not force:
         raise InputError(f"{out_dir} already exists; pass --force to replace it or choose another --out")
+    if not is_artifact_dir(out_dir):
+        raise InputError(
+            f"refusing to --force over {out_dir}: it is not a qcompress artifact (no qcompress {MANIFEST}); choose another --out"
+        )
+
+
+def _overlap(first: Path, second: Path) -> bool:
+    a, b = first.resolve(), second.resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
 def export_artifact(
@@ -93,7 +123,7 @@ def export_artifact(
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
         if refused:
             manifest["not_exported"] = refused
-        write_json_atomic(staging / "manifest.json", manifest)
+        write_json_atomic(staging / MANIFEST, manifest)
         make_readable(staging)
         replace_directory(staging, out_dir)
     finally:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from qcompress.export.exporter import ExportOptions
-from qcompress.export.files import sha256_file
+from qcompress.integrity import sha256_file
 from qcompress.versions import library_versions
 
 FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
 LIBRARIES = ("qcompress", "torch", "transformers", "peft", "onnx", "onnxruntime", "onnxscript", "safetensors", "tokenizers")
 
 
@@ -22,7 +23,7 @@ def file_table(root: Path) -> list[dict[str, Any]]:
     return [
         {"path": path.relative_to(root).as_posix(), "sha256": sha256_file(path), "size": path.stat().st_size}
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != "manifest.json"
+        if path.is_file() and path.relative_to(root).as_posix() != MANIFEST
     ]
 
 

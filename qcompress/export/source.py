@@ -27,7 +27,7 @@ def parameter_count(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_source(source: str, measure: SamplerBackend | None = None) -> ExportSource:
+def load_source(source: str, measure: SamplerBackend | None = None, ignore_model_mismatch: bool = False) -> ExportSource:
     """Load a run (collapsed, from ``measure``d probabilities if given) or a model spec; InputError otherwise."""
     from qcompress.errors import InputError
 
@@ -35,7 +35,7 @@ def load_source(source: str, measure: SamplerBackend | None = None) -> ExportSou
     if path.is_dir() and (path / "qcompress.json").is_file():
         from qcompress.training.run_dir import load_run
 
-        run = load_run(path)
+        run = load_run(path, ignore_model_mismatch=ignore_model_mismatch)
         if measure is None:
             model, tokenizer = run.collapse()
         else:
