@@ -6,13 +6,17 @@ body, so ``qcompress --help`` is instant and ``qcompress generate`` never import
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+import warnings
 
 import typer
 
 from qcompress import __version__
 from qcompress.commands import COMMAND_MODULES
-from qcompress.errors import QcompressError
+from qcompress.errors import Interrupted, QcompressError
 
 app = typer.Typer(
     name="qcompress",
@@ -49,28 +53,73 @@ for _module in COMMAND_MODULES:
     _module.register(app)
 
 
+# Warnings from our dependencies about each other, which a qcompress user can do nothing about.
+FOREIGN_WARNINGS = (
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # PEFT calling a transformers 5 alias
+    (Warning, r".*LeafSpec"),  # onnxscript / torch.export using a deprecated pytree spec
+)
+
+
+# Loggers that report on optional parts of our dependencies we do not use.
+FOREIGN_LOGGERS = ("torch.onnx._internal.exporter._registration",)  # "torchvision is not installed. Skipping ..."
+
+
+def _quiet_foreign_warnings() -> None:
+    for category, message in FOREIGN_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for name in FOREIGN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, ``kill``) takes the same clean path as Ctrl-C: staging directories
+    are removed and the message says what was kept, instead of the process vanishing mid-write."""
+
+    def raise_interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def _fail(message: str, exit_code: int) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    sys.exit(exit_code)
+
+
 def main() -> None:
     """Console entry point: run the app, turning user errors into one line and an exit code."""
+    # huggingface_hub otherwise fetches a list from the hub once a day even for cached models;
+    # set before any command imports it (it reads the variable at import).
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    _quiet_foreign_warnings()
+    _interrupt_on_sigterm()
     try:
-        app(standalone_mode=False)
+        returned = app(standalone_mode=False)
     except QcompressError as error:
         if _state["debug"]:
             raise
-        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
-        sys.exit(error.exit_code)
+        _fail(str(error), error.exit_code)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
-        typer.secho("aborted", err=True)
-        sys.exit(130)
+        _fail("interrupted: nothing was changed", Interrupted.exit_code)
     except typer.TyperException as error:  # usage errors (bad option values): one line too, not click's three
         format_message = getattr(error, "format_message", None)
         if format_message is None:
             raise
         context = getattr(error, "ctx", None)
+        what = format_message() or f"no command given: choose one of {', '.join(sorted(app_commands()))}"
         where = f" (see {context.command_path} --help)" if context is not None else ""
-        typer.secho(f"error: {format_message()}{where}", err=True, fg=typer.colors.RED)
-        sys.exit(getattr(error, "exit_code", 2))
+        _fail(f"{what}{where}", getattr(error, "exit_code", 2))
+    # Typer turns a Ctrl-C that no command handled into a returned 130 in non-standalone mode.
+    if returned == Interrupted.exit_code:
+        _fail("interrupted: nothing was changed", Interrupted.exit_code)
+    if isinstance(returned, int) and returned:
+        sys.exit(returned)
+
+
+def app_commands() -> list[str]:
+    return [command.name or command.callback.__name__ for command in app.registered_commands]
 
 
 if __name__ == "__main__":

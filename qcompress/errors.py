@@ -29,3 +29,9 @@ class CapabilityError(QcompressError):
     """The chosen component cannot do what was asked (e.g. train through a non-differentiable backend)."""
 
     exit_code = 4
+
+
+class Interrupted(QcompressError):
+    """The user stopped the command (Ctrl-C, SIGTERM): the message says what was kept and how to go on."""
+
+    exit_code = 130

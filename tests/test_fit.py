@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from fit_helpers import tiny_cli_flags, tiny_config
 from qcompress.errors import CheckFailed, InputError
+from qcompress.training.config import config_sha256
 from qcompress.training.device import resolve_device
 from qcompress.training.fit import fit
 
@@ -22,7 +23,7 @@ def test_fit_lowers_heldout_perplexity_and_writes_the_run(tiny_model_dir, corpus
     assert summary["device"] == str(resolve_device("auto"))  # a GPU when present, else the CPU
     run = tmp_path / "run"
     state_file = "generator.safetensors" if method == "qpa-lora" else "adapter.safetensors"
-    for name in ("qcompress.json", state_file, "metrics.jsonl", "curves.png", "summary.json", "checkpoint/state.pt"):
+    for name in ("qcompress.json", state_file, "metrics.jsonl", "curves.png", "summary.json", "checkpoint/state.json"):
         assert (run / name).is_file(), name
     header = json.loads((run / "qcompress.json").read_text())
     assert header["method"] == method and header["counts"]["trainable"] == summary["counts"]["trainable"]
@@ -41,6 +42,9 @@ def test_resume_reproduces_an_uninterrupted_run(tiny_llama_dir, corpus_dir, tmp_
     fit(None, tmp_path / "resumed", resume=True)
     straight = (tmp_path / "straight" / "generator.safetensors").read_bytes()
     assert (tmp_path / "resumed" / "generator.safetensors").read_bytes() == straight
+    for name in ("trainable.safetensors", "state.safetensors", "state.json"):
+        resumed_file, straight_file = (tmp_path / run / "checkpoint" / name for run in ("resumed", "straight"))
+        assert resumed_file.read_bytes() == straight_file.read_bytes(), name
     rows = [json.loads(line) for line in (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss" in r] == list(range(1, 9))
 
@@ -58,7 +62,7 @@ def test_same_config_and_seed_give_byte_identical_state(tiny_gpt2_dir, corpus_di
 
 def test_non_finite_loss_stops_with_checkpoint_intact(tiny_gpt2_dir, corpus_dir, tmp_path):
     config = tiny_config(tiny_gpt2_dir, corpus_dir, method="lora", lr=1e30, warmup_steps=0, max_grad_norm=0, checkpoint_every=1)
-    with pytest.raises(CheckFailed, match="loss became .* at step [0-9]+: lower --lr"):
+    with pytest.raises(CheckFailed, match=r"loss became .* at step [0-9]+ \(lr .*\): lower --lr"):
         fit(config, tmp_path / "run")
     assert (tmp_path / "run" / "qcompress.json").is_file()
 
@@ -133,6 +137,10 @@ def test_corrupt_or_foreign_run_dir_is_rejected(run_cli, tiny_gpt2_dir, tiny_lla
     (out / "generator.safetensors").write_bytes(good)
     header = json.loads((out / "qcompress.json").read_text())
     header["config"]["model"] = str(tiny_llama_dir)
+    (out / "qcompress.json").write_text(json.dumps(header))
+    result = run_cli("eval", out)
+    assert result.exit_code == 2 and "qcompress.json was edited" in result.stderr
+    header["config_sha256"] = config_sha256(header["config"])  # a consistent header naming another model
     (out / "qcompress.json").write_text(json.dumps(header))
     result = run_cli("eval", out)
     assert result.exit_code == 2 and "was made for base model" in result.stderr

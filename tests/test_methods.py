@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from collapse_check import assert_collapse_matches_unmerged

@@ -35,16 +35,17 @@ def register(app: typer.Typer) -> None:
         lr: float = typer.Option(None, help="Peak learning rate (default: the method's own, e.g. lora 2e-4, qpa-lora 3e-3)."),
         batch_size: int = typer.Option(None, help="Blocks per micro-batch (default 4)."),
         grad_accum: int = typer.Option(None, help="Micro-batches per step (default 1)."),
-        seq_len: int = typer.Option(None, help="Tokens per training block (default 128)."),
+        seq_len: int = typer.Option(None, help="Tokens per training block (default 128, or the model's context if shorter)."),
         seed: int = typer.Option(None, help="Seed of data order, dropout and generator init (default 0)."),
         eval_every: int = typer.Option(None, help="Steps between held-out evaluations (default 50; 0 = end only)."),
         eval_tokens: int = typer.Option(None, help="Held-out tokens scored (default 8192)."),
-        eval_seq_len: int = typer.Option(None, help="Evaluation window in tokens (default 256)."),
-        eval_stride: int = typer.Option(None, help="Evaluation window advance (default 128)."),
+        eval_seq_len: int = typer.Option(None, help="Evaluation window in tokens (default 256, or the model's context if shorter)."),
+        eval_stride: int = typer.Option(None, help="Evaluation window advance (default half the window)."),
         threads: int = typer.Option(None, help="torch CPU threads (default: all cores)."),
         device: str = typer.Option(None, help="torch device: auto (default: a GPU when present, else CPU), cpu, cuda, cuda:N, mps."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint."),
-        force: bool = typer.Option(False, "--force", help="Replace an existing run directory in --out."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (from step 0 if it has none)."),
+        force: bool = typer.Option(False, "--force", help="Replace the run in --out (only a qcompress run, and only once the new one is complete)."),
+        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="With --resume: accept a base model whose weights differ from the run's."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Fine-tune a causal LM with a classical, QPA-generated or QTHA adapter; writes RUN_DIR (config, trained state, metrics, plot)."""
@@ -70,9 +71,7 @@ def register(app: typer.Typer) -> None:
                 raise InputError(
                     f"--resume continues {out} with its recorded config; drop --{' --'.join(given) or 'config'}"
                 )
-            if force:
-                raise InputError("--resume and --force contradict each other: --force starts over, --resume continues")
-            result = fit(None, out, resume=True)
+            result = fit(None, out, resume=True, force=force, ignore_model_mismatch=ignore_model_mismatch)
         else:
             result = fit(build_fit_config(config_file, overrides), out, force=force)
         summary = result.summary

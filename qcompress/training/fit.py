@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import resource
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,20 +13,24 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from qcompress.config import validated
-from qcompress.data import Corpus, load_corpus
 from qcompress.atomic import write_json_atomic, write_text_atomic
-from qcompress.errors import CheckFailed, InputError
+from qcompress.config import validated
+from qcompress.console import note
+from qcompress.data import Corpus, load_corpus
+from qcompress.errors import CheckFailed, InputError, Interrupted
 from qcompress.methods import AdaptedModel, get_method
+from qcompress.runtime.context import context_length, eval_window, fit_to_context
 from qcompress.training.batches import BlockSampler
-from qcompress.training.checkpoint import load_checkpoint, restore_rng, save_checkpoint
+from qcompress.training.checkpoint import load_checkpoint, save_checkpoint
 from qcompress.training.config import FitConfig
 from qcompress.training.device import resolve_device
 from qcompress.training.evaluate import perplexity
 from qcompress.training.plots import plot_curves
-from qcompress.training.run_dir import HEADER, read_header, save_tensors, write_header
+from qcompress.training.run_dir import HEADER, METRICS, check_identity, read_header, save_tensors, write_header
+from qcompress.training.workspace import RunWorkspace
 
-METRICS = "metrics.jsonl"
+DEFAULT_SEQ_LEN = 128
+WALL_TIME = "seconds"  # metrics key of a step's duration
 
 
 @dataclass
@@ -36,33 +39,23 @@ class FitResult:
     summary: dict
 
 
-def check_run_dir(out: Path, resume: bool, force: bool) -> None:
-    """Refuse an unusable --out before any work; nothing is written or removed here."""
-    if resume:
-        read_header(out)
-        return
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise InputError(f"{out} already exists and is not empty: choose another --out, add --resume, or --force")
-        if not (out / HEADER).is_file():
-            raise InputError(f"refusing to --force over {out}: it is not a qcompress run directory")
+def fit_windows_to_context(config: FitConfig, context: int | None) -> FitConfig:
+    """Training block and evaluation window: a default longer than the model's context is clamped
+    to it (with a note), a length the user gave is checked; the stride defaults to half the window."""
+    seq_len, block_note = fit_to_context("--seq-len", config.seq_len, DEFAULT_SEQ_LEN, context)
+    eval_seq_len, stride, window_note = eval_window(
+        config.eval_seq_len, config.eval_stride, context, ("--eval-seq-len", "--eval-stride")
+    )
+    for message in (block_note, window_note):
+        if message:
+            note(message)
+    return config.model_copy(update={"seq_len": seq_len, "eval_seq_len": eval_seq_len, "eval_stride": stride})
 
 
-def start_run_dir(out: Path) -> None:
-    """Empty (a --force over a checked run) and create --out, only once the model, data and method have loaded:
-    a bad input must not cost the user the run they asked to replace."""
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-
-
-def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer, context: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Training blocks and the held-out token stream, after checking both fit the model's context."""
+def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training blocks and the held-out token stream."""
     from qcompress.data import eval_tokens, pack_blocks
 
-    for name, length in (("seq_len", config.seq_len), ("eval_seq_len", config.eval_seq_len)):
-        if context is not None and length > context:
-            raise InputError(f"{name} {length} is longer than the model's context ({context} tokens): lower it")
     blocks = pack_blocks(corpus.train_texts, tokenizer, config.seq_len)
     held_out = eval_tokens(corpus.eval_texts, tokenizer)[: config.eval_tokens]
     if len(held_out) < 2:
@@ -70,12 +63,19 @@ def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer, context: int | N
     return blocks, held_out
 
 
-def _metrics_until(path: Path, step: int) -> list[dict]:
-    """Metrics recorded up to ``step`` (a resumed run rewrites what came after its checkpoint)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return [row for row in rows if row["step"] <= step]
+def with_wall_times(rows: list[dict], report: Path) -> list[dict]:
+    """Checkpointed metrics rows with the step times the ``metrics.jsonl`` report holds for them.
+
+    A checkpoint leaves wall times out (they would make two identical runs' checkpoints differ);
+    the report is only consulted for them, never trusted for anything else, and a report that no
+    longer parses just means the earlier steps lose their times.
+    """
+    try:
+        times = {row["step"]: row[WALL_TIME] for row in map(json.loads, report.read_text(encoding="utf-8").splitlines())
+                 if WALL_TIME in row and "loss" in row}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return rows
+    return [{**row, WALL_TIME: times[row["step"]]} if "loss" in row and row["step"] in times else row for row in rows]
 
 
 def _peak_rss_mb() -> float:
@@ -83,21 +83,38 @@ def _peak_rss_mb() -> float:
 
 
 def fit(
-    config: FitConfig | None, out: Path, *, resume: bool = False, force: bool = False, stop_after: int | None = None
+    config: FitConfig | None,
+    out: Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    stop_after: int | None = None,
+    ignore_model_mismatch: bool = False,
 ) -> FitResult:
     """Train ``config.method`` on ``config.model`` and write the run directory ``out``.
 
     With ``resume`` the config may be ``None`` (taken from the run). ``stop_after`` ends the loop
-    early after that step, with a checkpoint, as an interruption would.
+    early after that step, with a checkpoint, as an interruption would. A ``force`` over an existing
+    run trains in a staging directory and replaces the old run only once the new one is complete.
     """
     from qcompress.models import load_model
 
-    out = Path(out)
-    check_run_dir(out, resume, force)
+    workspace = RunWorkspace.open(Path(out), resume=resume, force=force)
+    try:
+        return _fit(config, workspace, stop_after, ignore_model_mismatch, load_model)
+    except KeyboardInterrupt:
+        raise Interrupted(workspace.interrupted_message()) from None
+    finally:
+        workspace.close()
+
+
+def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | None, ignore_model_mismatch: bool, load_model) -> FitResult:
+    out = workspace.out
+    header = read_header(out) if workspace.resume else None
+    if header is not None:
+        config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
     if config is None:
-        if not resume:
-            raise InputError("a fit needs a config (or --resume of an existing run)")
-        config = validated(FitConfig, read_header(out)["config"], f"config in {out / HEADER}")
+        raise InputError("a fit needs a config (or --resume of an existing run)")
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -108,83 +125,80 @@ def fit(
     device = resolve_device(config.device)
     corpus = load_corpus(config.data, config.eval_data)  # before the model: a wrong path fails fast
     loaded = load_model(config.model)
-    context = getattr(loaded.model.config, "max_position_embeddings", None) or getattr(loaded.model.config, "n_positions", None)
-    blocks, held_out = tokenize_data(corpus, config, loaded.tokenizer, context)
+    if header is not None:
+        check_identity(header["base_model"], loaded.identity, out, ignore_model_mismatch)
+    config = fit_windows_to_context(config, context_length(loaded.model.config.to_dict()))
+    blocks, held_out = tokenize_data(corpus, config, loaded.tokenizer)
     adapted = method.attach(loaded.model, config)
     adapted.model.to(device)
     held_out = held_out.to(device)
     counts = adapted.counts()
-    if resume:
-        header = read_header(out)
-        if header["config_sha256"] != config.sha256():
-            raise InputError(f"--resume with a different config than {out / HEADER} records: drop the changed flags")
-    else:
-        start_run_dir(out)
-        write_header(out, config, loaded.identity, counts)
-        write_text_atomic(out / "circuit.txt", adapted.describe())
-
     params = adapted.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=config.effective_warmup_steps, num_training_steps=config.steps)
     sampler = BlockSampler(blocks.to(device), config.batch_size, config.seed)
 
-    start = 0
-    if resume:
-        start, trainable, state = load_checkpoint(out)
-        adapted.load_trainable_state(trainable)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng(state)
-    metrics = _metrics_until(out / METRICS, start)
+    run_dir = workspace.start()  # everything loaded: only now is anything written
+    if header is None:
+        write_header(run_dir, config, loaded.identity, counts)
+        write_text_atomic(run_dir / "circuit.txt", adapted.describe())
+    checkpoint = load_checkpoint(run_dir, config.sha256()) if workspace.resume else None
+    start, metrics = 0, []
+    if checkpoint is not None:
+        start, metrics = checkpoint.step, with_wall_times(checkpoint.metrics, run_dir / METRICS)
+        adapted.load_trainable_state(checkpoint.trainable)
+        checkpoint.restore(optimizer, scheduler)
+    workspace.checkpointed(start if checkpoint is not None else None)
 
     def evaluate(step: int) -> float:
         result = perplexity(adapted.model, held_out, config.eval_seq_len, config.eval_stride)
+        if metrics and metrics[-1]["step"] == step and "eval_perplexity" in metrics[-1]:
+            metrics.pop()  # the final evaluation of a finished run that is resumed again, measured anew
         metrics.append({"step": step, "eval_perplexity": result["perplexity"], "eval_tokens": result["tokens"]})
         return result["perplexity"]
 
+    def save(step: int) -> None:
+        _checkpoint(run_dir, step, adapted, optimizer, scheduler, method.state_file, metrics, config.sha256())
+        workspace.checkpointed(step)
+
     if start == 0:
         evaluate(0)
-    last_checkpoint = start
     tokens_per_step = config.batch_size * config.grad_accum * config.seq_len
     end = min(config.steps, stop_after) if stop_after else config.steps
     adapted.model.train()
-    progress = tqdm(total=config.steps, initial=start, desc=f"fit {config.method}", unit="step", mininterval=1.0)
     step_times = []
-    for step in range(start + 1, end + 1):
-        began = time.perf_counter()
-        loss_sum = 0.0
-        for micro in range(config.grad_accum):
-            batch = sampler.batch((step - 1) * config.grad_accum + micro)
-            loss = adapted.model(input_ids=batch, labels=batch).loss / config.grad_accum
-            if not torch.isfinite(loss):
-                progress.close()
-                raise CheckFailed(
-                    f"loss became {loss.item()} at step {step}: lower --lr (now {optimizer.param_groups[0]['lr']:.3g}) "
-                    f"or check the data; the checkpoint of step {last_checkpoint} in {out} is intact (--resume continues it)"
-                )
-            loss.backward()
-            loss_sum += loss.item()
-        if config.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        seconds = time.perf_counter() - began
-        step_times.append(seconds)
-        metrics.append({"step": step, "loss": loss_sum, "lr": scheduler.get_last_lr()[0], "seconds": seconds})
-        progress.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_step / seconds:.0f}")
-        progress.update(1)
-        if config.eval_every and step % config.eval_every == 0 and step != config.steps:
-            progress.set_postfix(loss=f"{loss_sum:.3f}", ppl=f"{evaluate(step):.2f}")
-        if step % config.checkpoint_every == 0 or step == end:
-            _checkpoint(out, step, adapted, optimizer, scheduler, method.state_file, metrics)
-            last_checkpoint = step
-    progress.close()
+    with tqdm(total=config.steps, initial=start, desc=f"fit {config.method}", unit="step", mininterval=1.0) as progress:
+        for step in range(start + 1, end + 1):
+            workspace.step = step
+            began = time.perf_counter()
+            loss_sum = torch.zeros((), device=device)
+            for micro in range(config.grad_accum):
+                batch = sampler.batch((step - 1) * config.grad_accum + micro)
+                loss = adapted.model(input_ids=batch, labels=batch).loss / config.grad_accum
+                loss.backward()
+                loss_sum += loss.detach()
+            loss_value = loss_sum.item()  # the step's one host sync, after all its micro-batches are queued
+            if not math.isfinite(loss_value):
+                raise CheckFailed(workspace.diverged_message(loss_value, optimizer.param_groups[0]["lr"]))
+            if config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            seconds = time.perf_counter() - began
+            step_times.append(seconds)
+            metrics.append({"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0], WALL_TIME: seconds})
+            progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / seconds:.0f}")
+            progress.update(1)
+            if config.eval_every and step % config.eval_every == 0 and step != config.steps:
+                progress.set_postfix(loss=f"{loss_value:.3f}", ppl=f"{evaluate(step):.2f}")
+            if step % config.checkpoint_every == 0 or step == end:
+                save(step)
     if end < config.steps:
+        workspace.finish()
         return FitResult(out, {"stopped_at": end})
 
     final = evaluate(config.steps)
-    _checkpoint(out, config.steps, adapted, optimizer, scheduler, method.state_file, metrics)
     summary = {
         "method": config.method,
         "model": config.model,
@@ -199,14 +213,20 @@ def fit(
         "device": str(device),
         "peak_rss_mb": _peak_rss_mb(),
     }
-    write_json_atomic(out / "summary.json", summary)
-    plot_curves(metrics, out / "curves.png", f"{config.method} on {config.model}")
+    write_json_atomic(run_dir / "summary.json", summary)
+    plot_curves(metrics, run_dir / "curves.png", f"{config.method} on {config.model}")
+    save(config.steps)
+    workspace.finish()
     return FitResult(out, summary)
 
 
-def _checkpoint(out: Path, step: int, adapted: AdaptedModel, optimizer, scheduler, state_file: str, metrics: list[dict]) -> None:
-    """Trained state + checkpoint + metrics, each written atomically, in that order."""
+def _checkpoint(
+    run_dir: Path, step: int, adapted: AdaptedModel, optimizer, scheduler, state_file: str, metrics: list[dict], config_sha256: str
+) -> None:
+    """Trained state, metrics report and checkpoint (which carries the metrics too), each written
+    atomically, the checkpoint last: a run killed in between resumes from the previous checkpoint."""
     trainable = {name: tensor.cpu() for name, tensor in adapted.trainable_state().items()}
-    save_tensors(out / state_file, trainable)
-    save_checkpoint(out, step, trainable, optimizer, scheduler)
-    write_text_atomic(out / METRICS, "".join(json.dumps(row) + "\n" for row in metrics))
+    save_tensors(run_dir / state_file, trainable)
+    write_text_atomic(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in metrics))
+    deterministic = [{key: value for key, value in row.items() if key != WALL_TIME} for row in metrics]
+    save_checkpoint(run_dir, step, trainable, optimizer, scheduler, config_sha256, deterministic)

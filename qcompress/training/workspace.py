@@ -1,0 +1,121 @@
+"""Where a fit writes, and what is left of it when the fit stops early.
+
+Three cases, decided before anything loads:
+- a new run is written straight into ``--out`` (so a run killed after its first checkpoint can be
+  resumed); stopped before that checkpoint, whatever it wrote is removed again;
+- ``--force`` over an existing run trains in a staging directory beside it and replaces the old run
+  only once the new one is complete; stopped early, the staging directory goes and the old run stays;
+- ``--resume`` continues in ``--out`` and never removes anything there.
+
+The messages for an interruption and for a diverged loss are made here because only the workspace
+knows which of these is true.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from qcompress.atomic import remove_stale_leftovers, remove_stale_siblings, replace_directory, staging_directory
+from qcompress.errors import InputError
+from qcompress.training.run_dir import HEADER, read_header
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory holding a qcompress run header (the only kind of directory ``--force`` replaces)."""
+    try:
+        header = json.loads((path / HEADER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(header, dict) and "config_sha256" in header
+
+
+@dataclass
+class RunWorkspace:
+    out: Path
+    resume: bool
+    replacing: bool
+    existed_empty: bool
+    run_dir: Path | None = None
+    step: int = 0
+    last_checkpoint: int | None = None
+    done: bool = False
+
+    @classmethod
+    def open(cls, out: Path, *, resume: bool, force: bool) -> RunWorkspace:
+        """Check ``out`` for the requested kind of fit; nothing is written or removed here but the
+        leftovers of killed processes."""
+        if resume and force:
+            raise InputError("--resume and --force contradict each other: --force starts over, --resume continues")
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} is a file, not a run directory: choose another --out")
+        occupied = out.is_dir() and any(out.iterdir())
+        if resume:
+            read_header(out)  # says precisely why it is not a run to continue
+            remove_stale_leftovers(out)
+        elif occupied and not force:
+            raise InputError(f"{out} already exists and is not empty: choose another --out, add --resume, or --force")
+        elif occupied and not is_run_dir(out):
+            raise InputError(f"refusing to --force over {out}: it is not a qcompress run directory (no run header); choose another --out")
+        remove_stale_siblings(out)
+        return cls(out, resume, replacing=occupied and not resume, existed_empty=out.is_dir() and not occupied)
+
+    def start(self) -> Path:
+        """The directory to write into, created now that the model, data and method have loaded."""
+        if self.resume:
+            self.run_dir = self.out
+        elif self.replacing:
+            self.run_dir = staging_directory(self.out)
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.run_dir = self.out
+        return self.run_dir
+
+    def checkpointed(self, step: int | None) -> None:
+        self.last_checkpoint = step
+
+    def finish(self) -> None:
+        """The run is complete (or deliberately stopped with a checkpoint): publish it."""
+        if self.replacing and self.run_dir is not None:
+            replace_directory(self.run_dir, self.out)
+        self.done = True
+
+    def close(self) -> None:
+        """After a failure: drop what cannot be resumed, never a run that existed before."""
+        if self.done or self.run_dir is None:
+            return
+        if self.replacing:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        elif not self.resume and self.last_checkpoint is None:
+            if self.existed_empty:
+                for child in self.out.iterdir():
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+            else:
+                shutil.rmtree(self.out, ignore_errors=True)
+
+    @property
+    def keeps_a_run(self) -> bool:
+        """Whether ``--out`` holds a run after a failure (so starting over needs --force)."""
+        return self.resume or self.replacing or self.last_checkpoint is not None
+
+    def _kept(self) -> str:
+        """What the user still has after a failure, as the tail of a sentence."""
+        if self.run_dir is None:
+            return "nothing was written"
+        if self.replacing:
+            return f"the new run was discarded and {self.out} still holds the previous one"
+        if self.last_checkpoint is not None:
+            return f"the checkpoint of step {self.last_checkpoint} in {self.out} is intact"
+        return f"{self.out} has no checkpoint yet" if self.resume else "nothing was kept"
+
+    def interrupted_message(self) -> str:
+        where = f"at step {self.step}" if self.step else "before the first step"
+        resumable = self.run_dir is not None and not self.replacing and (self.resume or self.last_checkpoint is not None)
+        then = "--resume continues it" if resumable else "run the same command again to start over"
+        return f"interrupted {where}; {self._kept()}: {then}"
+
+    def diverged_message(self, loss: float, lr: float) -> str:
+        again = "fit again with --force (or another --out)" if self.keeps_a_run else "fit again"
+        return f"loss became {loss} at step {self.step} (lr {lr:.3g}): lower --lr or check the data, then {again}; {self._kept()}"
