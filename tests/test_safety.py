@@ -200,3 +200,11 @@ def test_no_arguments_is_one_line_with_the_commands(run_cli):
     result = run_cli()
     assert result.exit_code == 2
     assert "no command given: choose one of eval, export, fit" in error_line(result.stderr)
+
+
+@pytest.mark.parametrize("field, value", [("base_model", "smollm2"), ("config", ["steps", 2]), ("config_sha256", 7)])
+def test_a_header_with_a_field_of_the_wrong_type_is_one_line(run_cli, tiny_run, tmp_path, field, value):
+    run = _copy(tiny_run, tmp_path)
+    _edit_header(run, lambda header: header.update({field: value}))
+    result = run_cli("eval", run)
+    assert result.exit_code == 2 and "qcompress.json is corrupt" in error_line(result.stderr)

@@ -63,7 +63,8 @@ def read_header(run_dir: Path) -> dict:
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
         config, recorded = header["config"], header["config_sha256"]
-        header["base_model"]  # noqa: B018 - presence check
+        if not (isinstance(config, dict) and isinstance(recorded, str) and isinstance(header["base_model"], dict)):
+            raise TypeError("a field of the wrong type")
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise InputError(f"{path} is corrupt (not a qcompress run header): re-run qcompress fit") from None
     if config_sha256(config) != recorded:
