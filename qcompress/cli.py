@@ -60,6 +60,9 @@ FOREIGN_WARNINGS = (
 )
 
 
+# A filesystem error is the environment's, not a bug of ours: reported like bad input.
+FILESYSTEM_EXIT = 2
+
 # Loggers that report on optional parts of our dependencies we do not use.
 FOREIGN_LOGGERS = ("torch.onnx._internal.exporter._registration",)  # "torchvision is not installed. Skipping ..."
 
@@ -99,6 +102,10 @@ def main() -> None:
         if _state["debug"]:
             raise
         _fail(str(error), error.exit_code)
+    except OSError as error:  # the filesystem refused: permissions, a read-only mount, a full disk
+        if _state["debug"]:
+            raise
+        _fail(_filesystem_message(error), FILESYSTEM_EXIT)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except typer.Abort:
@@ -116,6 +123,12 @@ def main() -> None:
         _fail("interrupted: nothing was changed", Interrupted.exit_code)
     if isinstance(returned, int) and returned:
         sys.exit(returned)
+
+
+def _filesystem_message(error: OSError) -> str:
+    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+    reason = error.strerror or type(error).__name__
+    return f"cannot use {where or 'a file'} ({reason}): check the path, its permissions and the free space"
 
 
 def app_commands() -> list[str]:

@@ -208,3 +208,23 @@ def test_a_header_with_a_field_of_the_wrong_type_is_one_line(run_cli, tiny_run, 
     _edit_header(run, lambda header: header.update({field: value}))
     result = run_cli("eval", run)
     assert result.exit_code == 2 and "qcompress.json is corrupt" in error_line(result.stderr)
+
+
+def test_a_filesystem_refusal_is_one_line(run_cli, tiny_gpt2_dir, corpus_dir, tmp_path):
+    """An --out below a plain file cannot be created: the OS's refusal, not a traceback."""
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("in the way")
+    for args in (["fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--out", blocker / "run"],
+                 ["export", tiny_gpt2_dir, "--out", blocker / "artifact", "--format", "safetensors"]):
+        result = run_cli(*args)
+        assert result.exit_code == 2 and "cannot use" in error_line(result.stderr), result.stderr
+        assert blocker.read_text() == "in the way"
+
+
+def test_resuming_a_complete_run_changes_nothing(run_cli, tiny_run, tmp_path):
+    run = _copy(tiny_run, tmp_path)
+    before = snapshot(run)
+    result = run_cli("fit", "--resume", "--out", run, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "nothing to resume" in result.stderr and json.loads(result.stdout)["steps"] == 2
+    assert snapshot(run) == before

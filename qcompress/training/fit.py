@@ -30,6 +30,9 @@ from qcompress.training.run_dir import HEADER, METRICS, check_identity, read_hea
 from qcompress.training.workspace import RunWorkspace
 
 DEFAULT_SEQ_LEN = 128
+SUMMARY = "summary.json"
+# the numbers `qcompress fit` prints from a summary; a report lacking one is rewritten rather than trusted
+SUMMARY_NUMBERS = ("eval_perplexity", "initial_eval_perplexity", "fraction_of_lora", "seconds_per_step_median")
 WALL_TIME = "seconds"  # metrics key of a step's duration
 
 
@@ -61,6 +64,27 @@ def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer) -> tuple[torch.T
     if len(held_out) < 2:
         raise InputError(f"held-out text of {config.data!r} has fewer than 2 tokens: give a longer --eval-data")
     return blocks, held_out
+
+
+def _finished_summary(out: Path, config: FitConfig) -> dict | None:
+    """The summary of a run whose checkpoint is at its last step, or None when there is work left
+    (or its summary report no longer parses, in which case the last evaluation is simply redone)."""
+    checkpoint = load_checkpoint(out, config.sha256())
+    if checkpoint is None or checkpoint.step < config.steps:
+        return None
+    try:
+        summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return summary if _is_summary(summary) else None
+
+
+def _is_summary(value: object) -> bool:
+    """Whether a summary report read back still has what ``qcompress fit`` prints, with the right types."""
+    if not isinstance(value, dict) or not isinstance(value.get("method"), str) or not isinstance(value.get("counts"), dict):
+        return False
+    numbers = [value.get(key) for key in SUMMARY_NUMBERS] + [value["counts"].get(key) for key in ("trainable", "lora_equivalent")]
+    return all(isinstance(number, (int, float)) and not isinstance(number, bool) for number in numbers)
 
 
 def with_wall_times(rows: list[dict], report: Path) -> list[dict]:
@@ -115,6 +139,11 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
         config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
     if config is None:
         raise InputError("a fit needs a config (or --resume of an existing run)")
+    finished = _finished_summary(out, config) if header is not None else None
+    if finished is not None:  # resuming a complete run changes nothing, not even its report's timings
+        note(f"{out} is complete ({config.steps} of {config.steps} steps): nothing to resume")
+        workspace.finish()
+        return FitResult(out, finished)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -213,7 +242,7 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
         "device": str(device),
         "peak_rss_mb": _peak_rss_mb(),
     }
-    write_json_atomic(run_dir / "summary.json", summary)
+    write_json_atomic(run_dir / SUMMARY, summary)
     plot_curves(metrics, run_dir / "curves.png", f"{config.method} on {config.model}")
     save(config.steps)
     workspace.finish()
