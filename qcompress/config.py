@@ -15,6 +15,9 @@ from qcompress.errors import InputError
 
 M = TypeVar("M", bound="StrictModel")
 
+# Seeds feed numpy and torch generators, which take unsigned 32-bit seeds everywhere.
+MAX_SEED = 2**32 - 1
+
 
 class StrictModel(BaseModel):
     """Base for every qcompress config: extra keys forbidden, values validated on assignment."""

@@ -180,10 +180,10 @@ def test_default_windows_adapt_to_a_short_context(run_cli, tiny_gpt2_dir, corpus
 
 def test_a_diverged_fit_claims_only_the_checkpoint_it_has(run_cli, tiny_gpt2_dir, corpus_dir, tmp_path):
     flags = [*tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--method", "lora"]
-    result = run_cli("fit", *flags, "--lr", "inf", "--out", tmp_path / "run")
+    result = run_cli("fit", *flags, "--lr", "1e30", "--out", tmp_path / "run")
     assert result.exit_code == 3
     message = error_line(result.stderr)
-    assert "loss became nan" in message and "checkpoint" not in message and "nothing was kept" in message
+    assert "loss became" in message and "checkpoint" not in message and "nothing was kept" in message
     assert not (tmp_path / "run").exists()
     assert run_cli("fit", *flags, "--lr", "1e-3", "--out", tmp_path / "run").exit_code == 0  # the advice works
 
@@ -228,3 +228,93 @@ def test_resuming_a_complete_run_changes_nothing(run_cli, tiny_run, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "nothing to resume" in result.stderr and json.loads(result.stdout)["steps"] == 2
     assert snapshot(run) == before
+
+
+def test_a_locked_run_is_refused_while_another_process_writes_it(run_cli, tiny_run, tmp_path):
+    import os
+
+    from qcompress.training.workspace import lock_directory
+
+    run = _copy(tiny_run, tmp_path)
+    before = snapshot(run)
+    held = lock_directory(run)
+    try:
+        for args in (["fit", "--resume", "--out", run], ["fit", "--model", "x", "--out", run, "--force"]):
+            result = run_cli(*args)
+            assert result.exit_code == 2 and "being written by another qcompress process" in error_line(result.stderr)
+    finally:
+        os.close(held)
+    assert snapshot(run) == before
+
+
+def test_an_artifact_that_appears_during_an_export_is_kept(tiny_gpt2_dir, tmp_path):
+    from qcompress.errors import InputError
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.source import load_source
+
+    out = tmp_path / "artifact"
+
+    def another_export_finishes_first(message: str) -> None:
+        out.mkdir(exist_ok=True)
+        (out / "manifest.json").write_text("the other one")
+
+    loaded = load_source(str(tiny_gpt2_dir))
+    with pytest.raises(InputError, match="created by another process while this export ran"):
+        export_artifact(loaded.model, loaded.tokenizer, out, source={}, formats=["safetensors"],
+                        progress=another_export_finishes_first)
+    assert snapshot(out) == {"manifest.json": b"the other one"}
+    assert leftovers(tmp_path) == []
+
+
+def test_links_and_outputs_inside_inputs_are_refused(run_cli, tiny_run, tiny_gpt2_dir, corpus_dir, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(_copy(tiny_run, tmp_path))
+    corpus = Path(shutil.copytree(corpus_dir, tmp_path / "corpus"))
+    flags = tiny_cli_flags(tiny_gpt2_dir, corpus)
+    cases = {
+        "symbolic link": ["fit", *flags, "--out", link, "--force"],
+        "symbolic link ": ["export", tiny_gpt2_dir, "--out", link, "--force"],
+        "overlaps --data": ["fit", *flags, "--out", corpus / "train" / "run"],
+        "empty string": ["fit", *flags, "--data", "", "--out", tmp_path / "new-run"],
+    }
+    before = snapshot(tmp_path)
+    for expected, args in cases.items():
+        result = run_cli(*args)
+        assert result.exit_code == 2 and expected.strip() in error_line(result.stderr), (expected, result.stderr)
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["inspect", "-m", "100000000", "--n-mlp", "1"], "more than the 24 an exact simulation holds"),
+    (["inspect", "-m", "100", "--depth", "100000000"], "depth"),
+    (["inspect", "-m", "100", "--seed", "99999999999999999999999"], "--seed"),
+    (["generate", "x", "--prompt", "hi", "--seed", "-1"], "--seed"),
+    (["generate", "x", "--prompt", "hi", "--threads", "100000"], "--threads"),
+])
+def test_values_that_would_crash_or_run_away_are_refused(run_cli, args, message):
+    result = run_cli(*args)
+    assert result.exit_code == 2 and message in error_line(result.stderr)
+
+
+def test_sampling_values_that_are_not_numbers_are_refused(run_cli, onnx_artifacts):
+    result = run_cli("generate", onnx_artifacts["gpt2"], "--prompt", "the", "--sample", "--temperature", "nan")
+    assert result.exit_code == 2 and "finite" in error_line(result.stderr)
+
+
+def test_a_binary_config_file_is_one_line(run_cli, tmp_path):
+    config = tmp_path / "fit.yaml"
+    config.write_bytes(b"\x00\x01\xff\xfe")
+    result = run_cli("fit", "--config", config, "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "not UTF-8" in error_line(result.stderr)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda header: header.update(format_version=999), "run format 999"),
+    (lambda header: header.pop("counts"), "is corrupt"),
+])
+def test_a_header_of_another_format_or_shape_is_refused(run_cli, tiny_run, tmp_path, change, message):
+    run = _copy(tiny_run, tmp_path)
+    _edit_header(run, change)
+    for command in (["eval", run], ["verify", run], ["export", run, "--out", tmp_path / "artifact"]):
+        result = run_cli(*command)
+        assert result.exit_code == 2 and message in error_line(result.stderr)

@@ -7,6 +7,7 @@ import json
 import typer
 
 from qcompress.commands.generate_cmd import NO_VERIFY_HELP
+from qcompress.config import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -25,15 +26,14 @@ def register(app: typer.Typer) -> None:
         shots: int = typer.Option(None, "--shots", min=1, help="QPA run: collapse from K measured shots instead of exact probabilities."),
         noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
         backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
+        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the shot sampling."),
         no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
         ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Run: score it on a base model whose weights differ from the one it was trained on."),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Token-weighted sliding-window perplexity on held-out text (same definition as qcompress fit)."""
-        from qcompress.training.eval_target import evaluate_target
-
         from qcompress.backends.sampled import sampler_backend
+        from qcompress.training.eval_target import evaluate_target
 
         measure = sampler_backend(backend, shots, noise, seed)
         result = evaluate_target(target, data, eval_data, seq_len, stride, max_tokens, measure, verify=not no_verify,

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from qcompress.config import MAX_SEED
+
 
 def _summary(out: Path, manifest: dict) -> dict:
     return {
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
         shots: int = typer.Option(None, "--shots", min=1, help="QPA run: build the weights from K measured shots (as hardware would), recorded in the manifest."),
         noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
         backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the shot sampling."),
+        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the shot sampling."),
         ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Export a run onto a base model whose weights differ from the one it was trained on."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
     ) -> None:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from qcompress.config import MAX_SEED
+
 NO_VERIFY_HELP = "skip the sha256 check of the files loaded (faster on large models)"
 
 
@@ -19,8 +21,8 @@ def register(app: typer.Typer) -> None:
         temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature (> 0)."),
         top_k: int = typer.Option(0, "--top-k", help="Keep only the k most likely tokens (0 = all)."),
         top_p: float = typer.Option(1.0, "--top-p", help="Keep the smallest set of tokens with this total probability."),
-        seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
-        threads: int | None = typer.Option(None, "--threads", min=1, help="ONNX Runtime intra-op threads (default: up to 4)."),
+        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed for sampling."),
+        threads: int | None = typer.Option(None, "--threads", min=1, max=256, help="ONNX Runtime intra-op threads (default: up to 4)."),
         no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
     ) -> None:
         """Generate a completion with ONNX Runtime and print it, then tokens/s on stderr."""

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 
+from qcompress.config import MAX_SEED
 from qcompress.errors import InputError
 
 
@@ -122,7 +123,7 @@ def register(app: typer.Typer) -> None:
         activation: str = typer.Option("none", "--activation", help="Activation between MLP layers: none, relu, gelu, tanh, silu, sigmoid, leaky_relu."),
         backend: str = typer.Option("quimb", "--backend", help="Simulator: quimb (exact, differentiable) or cirq (forward-only reference)."),
         ansatz: str = typer.Option("qpa", "--ansatz", help="Registered circuit ansatz name."),
-        seed: int = typer.Option(0, "--seed", help="Seed for circuit angles and MLP initialisation."),
+        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed for circuit angles and MLP initialisation."),
         diagram: bool = typer.Option(False, "--diagram", help="Also print the circuit as a Cirq text diagram."),
         timing: bool = typer.Option(False, "--time", help="Also time one generator pass (median of 5; forward+backward when trainable)."),
         threads: Optional[int] = typer.Option(

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 from qcompress.backends import get_backend
 from qcompress.backends.base import basis_bits
 from qcompress.circuits import build_ansatz, init_weights
-from qcompress.config import StrictModel
+from qcompress.config import MAX_SEED, StrictModel
 from qcompress.errors import InputError
 
 ACTIVATIONS: dict[str, type[torch.nn.Module] | None] = {
@@ -30,19 +30,26 @@ ACTIVATIONS: dict[str, type[torch.nn.Module] | None] = {
 }
 
 
+# Exact state vectors of 2^24 amplitudes are the largest the simulators are benchmarked at; beyond
+# that memory, not the circuit, decides (and a typo in --n-mlp should not allocate tens of GB).
+MAX_QUBITS = 24
+# Far beyond any published ansatz depth; a bound so a typo cannot build a circuit of 10^8 layers.
+MAX_DEPTH = 1024
+
+
 class QPAGeneratorConfig(StrictModel):
     """Shape of the generator; defaults are the QPA paper's settings for LoRA-sized targets."""
 
     n_mlp: int = Field(2048, ge=1, description="weights produced per basis state (chunk size)")
-    depth: int = Field(8, ge=1, description="circuit blocks L")
+    depth: int = Field(8, ge=1, le=MAX_DEPTH, description="circuit blocks L")
     hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field((32, 64, 128, 128, 64, 32), description="mapping MLP widths")
     activation: str = Field("none", description="between MLP layers: " + "|".join(ACTIVATIONS))
-    gamma: float = Field(0.1, gt=0)
-    beta: float = Field(0.6, gt=0)
-    alpha: float = Field(0.15, gt=0)
+    gamma: float = Field(0.1, gt=0, allow_inf_nan=False)
+    beta: float = Field(0.6, gt=0, allow_inf_nan=False)
+    alpha: float = Field(0.15, gt=0, allow_inf_nan=False)
     backend: str = "quimb"
     ansatz: str = "qpa"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("activation")
     @classmethod
@@ -59,7 +66,13 @@ def qubits_for(n_weights: int, n_mlp: int) -> tuple[int, int]:
     if n_mlp < 1:
         raise InputError(f"n_mlp must be >= 1, got {n_mlp}")
     n_chunks = math.ceil(n_weights / n_mlp)
-    return n_chunks, max(1, math.ceil(math.log2(n_chunks)))
+    n_qubits = max(1, math.ceil(math.log2(n_chunks)))
+    if n_qubits > MAX_QUBITS:
+        raise InputError(
+            f"{n_weights:,} weights in chunks of n_mlp={n_mlp} need {n_qubits} qubits, more than the {MAX_QUBITS} "
+            f"an exact simulation holds: raise --n-mlp to at least {math.ceil(n_weights / 2**MAX_QUBITS)}"
+        )
+    return n_chunks, n_qubits
 
 
 def mapping_mlp(widths: list[int], activation: str, generator: torch.Generator) -> torch.nn.Sequential:

@@ -21,6 +21,8 @@ class SamplingConfig:
     top_p: float = 1.0
 
     def __post_init__(self) -> None:
+        if not np.isfinite(self.temperature) or not np.isfinite(self.top_p):
+            raise InputError(f"temperature and top_p must be finite numbers, got {self.temperature} and {self.top_p}")
         if self.temperature <= 0:
             raise InputError(f"temperature must be > 0, got {self.temperature}; use greedy decoding (no --sample) instead of 0")
         if self.top_k < 0:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from qcompress.config import StrictModel, validated
+from qcompress.config import MAX_SEED, StrictModel, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
 from qcompress.methods.qtha_config import QthaConfig
@@ -24,7 +24,7 @@ class AdapterConfig(StrictModel):
     """Hyper-parameters shared by the LoRA family (classical and generated)."""
 
     rank: int = Field(8, ge=1, le=4096, description="LoRA rank r")
-    alpha: float | None = Field(None, gt=0, description="LoRA alpha; default 2r as in the QPA paper")
+    alpha: float | None = Field(None, gt=0, allow_inf_nan=False, description="LoRA alpha; default 2r as in the QPA paper")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     targets: list[str] | str | None = Field(
         None, description="module-name suffixes (list or comma-separated) or one regex; default per architecture"
@@ -57,15 +57,15 @@ class FitConfig(StrictModel):
     qtha: QthaConfig = Field(default_factory=QthaConfig)
 
     steps: int = Field(100, ge=1)
-    lr: float | None = Field(None, gt=0, description="default: the method's own")
-    weight_decay: float = Field(0.0, ge=0.0)
+    lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="default: the method's own")
+    weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
     warmup_steps: int | None = Field(None, ge=0, description="default: 10% of steps")
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     batch_size: int = Field(4, ge=1)
     grad_accum: int = Field(1, ge=1)
     seq_len: int | None = Field(None, ge=2, description="tokens per training block; default 128, or the model's context if shorter")
-    seed: int = Field(0, ge=0)
-    max_grad_norm: float = Field(1.0, ge=0.0, description="0 disables clipping")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    max_grad_norm: float = Field(1.0, ge=0.0, allow_inf_nan=False, description="0 disables clipping")
 
     eval_every: int = Field(50, ge=0, description="steps between held-out evaluations; 0: only at the end")
     eval_tokens: int = Field(8192, ge=2, description="held-out tokens scored (from the start of the eval text)")
@@ -115,7 +115,9 @@ def read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise InputError(f"config file {path} not found: give the path of a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise InputError(f"config file {path} is not UTF-8 text: give a YAML file") from None
     except yaml.YAMLError as error:
         raise InputError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
