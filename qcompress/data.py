@@ -88,6 +88,8 @@ def load_corpus(spec: str, eval_spec: str | None = None, holdout_fraction: float
 
 def load_texts(spec: str) -> tuple[list[str], str]:
     """The non-empty documents of one source, and a short description of it."""
+    if not spec.strip():  # Path("") is the current directory: an empty option must not read all of it
+        raise InputError("the corpus is an empty string: give a .txt file, a folder, a .jsonl file or a dataset id")
     match = FIELD_SUFFIX.match(spec)
     field = "text"
     if match and not Path(spec).exists():
@@ -113,7 +115,7 @@ def load_texts(spec: str) -> tuple[list[str], str]:
         what = f"hub dataset {spec}"
     texts = [text for text in texts if text.strip()]
     if not texts:
-        raise InputError(f"corpus {spec!r} is empty (no non-whitespace text): point --data at real text")
+        raise InputError(f"corpus {spec!r} is empty (no non-whitespace text): give a text with words in it")
     return texts, what
 
 

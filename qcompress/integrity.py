@@ -9,10 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from qcompress.errors import InputError
+
+MANIFEST_FORMAT = 1  # the manifest layout this qcompress writes and reads (qcompress.export.manifest)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -32,11 +34,26 @@ def manifest_table(manifest: Path, fix: str) -> dict[str, dict[str, Any]]:
     if not manifest.is_file():
         raise InputError(f"{manifest} is missing, so the files cannot be checked against their sha256: {fix}")
     try:
-        files = json.loads(manifest.read_text())["files"]
-        return {entry["path"]: {"sha256": entry["sha256"], "size": entry["size"]} for entry in files}
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        document = json.loads(manifest.read_text(encoding="utf-8"))
+        version, files = document["format_version"], document["files"]
+        table = {entry["path"]: {"sha256": entry["sha256"], "size": entry["size"]} for entry in files}
+    except (ValueError, KeyError, TypeError) as error:
         reason = f"no {error} entry" if isinstance(error, KeyError) else str(error).splitlines()[0]
         raise InputError(f"{manifest} cannot be read as a manifest with a file table ({reason}): {fix}") from error
+    if version != MANIFEST_FORMAT:
+        raise InputError(f"{manifest} has format {version!r}; this qcompress reads format {MANIFEST_FORMAT}: {fix}")
+    outside = [path for path in table if not _inside(path)]
+    if outside:
+        raise InputError(f"{manifest} lists {outside[0]!r}, a path outside the artifact: {fix}")
+    return table
+
+
+def _inside(relative: Any) -> bool:
+    """A manifest path that stays inside the artifact: relative, no '..', no drive or backslash tricks."""
+    if not isinstance(relative, str) or not relative or "\\" in relative:
+        return False
+    parts = PurePosixPath(relative).parts
+    return not PurePosixPath(relative).is_absolute() and ".." not in parts and ":" not in parts[0]
 
 
 def verify_directory(root: Path, directory: str, required: Iterable[str], fix: str, manifest_name: str = "manifest.json") -> None:
@@ -56,9 +73,15 @@ def verify_directory(root: Path, directory: str, required: Iterable[str], fix: s
 
 
 def verify_listed_files(root: Path, fix: str, manifest_name: str = "manifest.json") -> list[str]:
-    """Check every file ``root/manifest_name`` lists; return their relative paths (``qcompress verify``)."""
+    """Check every file ``root/manifest_name`` lists, and that it lists every file there is; return
+    their relative paths (``qcompress verify``). An unlisted file would otherwise pass unchecked, and a
+    manifest listing nothing would pass everything."""
     manifest = root / manifest_name
     table = manifest_table(manifest, fix)
+    on_disk = sorted(path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file())
+    unlisted = [path for path in on_disk if path not in table and path != manifest_name]
+    if unlisted:
+        raise InputError(f"{root / unlisted[0]} is not listed in {manifest}, so it cannot be checked: {fix}")
     for relative in sorted(table):
         _check_listed(root, relative, table[relative], manifest, fix)
     return [manifest_name, *sorted(table)]

@@ -140,6 +140,8 @@ def load_model(spec: str) -> LoadedModel:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # a per-tensor bar on every load is noise around our own progress output
+    if not spec.strip():  # Path("") is the current directory
+        raise InputError(f"the model is an empty string: {_SPEC_HELP}")
     if spec == DEFAULT_MODEL:
         return _load_directory(prepare_default_model(), spec)
     path = Path(spec).expanduser()
@@ -147,6 +149,8 @@ def load_model(spec: str) -> LoadedModel:
         return _load_gguf(path)
     if path.is_dir():
         if not (path / "config.json").is_file():
+            if (path / "model" / "config.json").is_file():  # an artifact: its model/ is the Hugging Face directory
+                raise InputError(f"{spec!r} is an exported artifact: give its model directory ({path / 'model'}) instead")
             raise InputError(f"{spec!r} is a directory but not a Hugging Face model (no config.json): {_SPEC_HELP}")
         return _load_directory(path, spec)
     if not is_hub_id(spec):

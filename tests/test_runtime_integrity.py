@@ -72,7 +72,7 @@ def test_changed_file_is_refused_before_loading(copy, run_cli, corpus_dir, comma
 
 
 @pytest.mark.parametrize(
-    ("content", "problem"), [(None, "is missing"), ("{ not json", "cannot be read"), ("{}", "no 'files' entry")]
+    ("content", "problem"), [(None, "is missing"), ("{ not json", "cannot be read"), ("{}", "no 'format_version' entry")]
 )
 def test_missing_or_unreadable_manifest_is_refused(copy, run_cli, content, problem):
     manifest = copy / "manifest.json"

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from qcompress.export.exporter import ExportOptions
-from qcompress.integrity import sha256_file
+from qcompress.integrity import MANIFEST_FORMAT, sha256_file
 from qcompress.versions import library_versions
 
-FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 LIBRARIES = ("qcompress", "torch", "transformers", "peft", "onnx", "onnxruntime", "onnxscript", "safetensors", "tokenizers")
 
@@ -31,7 +30,7 @@ def build_manifest(
     root: Path, *, source: dict[str, Any], formats: dict[str, dict[str, Any]], options: ExportOptions, command: str
 ) -> dict[str, Any]:
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": MANIFEST_FORMAT,
         "source": source,
         "method": source.get("method", "none"),
         "counts": source.get("counts", {}),

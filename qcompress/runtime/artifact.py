@@ -37,7 +37,11 @@ def find_onnx_dir(artifact: Path) -> Path:
     for candidate in (artifact / "onnx", artifact):
         if (candidate / GRAPH).is_file():
             return candidate
-    raise InputError(f"no onnx/{GRAPH} under {artifact}; export one with: qcompress export SOURCE --out {artifact} --format onnx")
+    if not artifact.exists():
+        raise InputError(f"artifact {artifact} not found: give the --out directory of a qcompress export")
+    if (artifact / "qcompress.json").is_file():
+        raise InputError(f"{artifact} is a training run, not an artifact: export it first (qcompress export {artifact} --out ARTIFACT)")
+    raise InputError(f"no onnx/{GRAPH} under {artifact}: give the --out directory of a qcompress export (made with the onnx format)")
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -63,10 +63,15 @@ def read_header(run_dir: Path) -> dict:
     try:
         header = json.loads(path.read_text(encoding="utf-8"))
         config, recorded = header["config"], header["config_sha256"]
-        if not (isinstance(config, dict) and isinstance(recorded, str) and isinstance(header["base_model"], dict)):
+        if not all(isinstance(header[key], dict) for key in ("config", "base_model", "counts")) or not isinstance(recorded, str):
             raise TypeError("a field of the wrong type")
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
         raise InputError(f"{path} is corrupt (not a qcompress run header): re-run qcompress fit") from None
+    if header.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            f"{path} has run format {header.get('format_version')!r}; this qcompress reads format {FORMAT_VERSION}: "
+            "use the qcompress version that made the run"
+        )
     if config_sha256(config) != recorded:
         raise InputError(
             f"{path} was edited: its config no longer matches the config_sha256 recorded by qcompress fit; "
