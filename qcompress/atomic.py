@@ -10,6 +10,7 @@ the work of one still running, and :func:`remove_stale_siblings` clears only the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -76,6 +77,34 @@ def publish_directory(staging: Path, target: Path) -> Path:
             raise
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def user_path(path: str | os.PathLike) -> str:
+    """The path the user asked for, where ``path`` lies inside one of our temporary siblings
+    (an error message should name ``runs/x``, not ``runs/.x.4242.qcompress-staging-k2j``)."""
+    parts = list(Path(path).parts)
+    for index, part in enumerate(parts):
+        match = SIBLING.match(part)
+        if match:
+            return str(Path(*parts[:index], match["name"]))
+    return str(path)
+
+
+def paths_overlap(first: Path, second: Path) -> bool:
+    """Whether one path is the other or lies inside it (after resolving links)."""
+    a, b = first.resolve(), second.resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def rename_into_place(new: Path, target: Path) -> None:
+    """Move ``new`` onto a ``target`` that is missing or empty; ``FileExistsError`` when another
+    process put something there meanwhile (the rename itself refuses a non-empty directory)."""
+    try:
+        os.rename(new, target)
+    except OSError:
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "appeared while this command ran", str(target)) from None
+        raise
 
 
 def replace_directory(new: Path, target: Path) -> None:

@@ -16,6 +16,7 @@ import typer
 
 from qcompress import __version__
 from qcompress.commands import COMMAND_MODULES
+from qcompress.atomic import user_path
 from qcompress.errors import Interrupted, QcompressError
 
 app = typer.Typer(
@@ -57,6 +58,7 @@ for _module in COMMAND_MODULES:
 FOREIGN_WARNINGS = (
     (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),  # PEFT calling a transformers 5 alias
     (Warning, r".*LeafSpec"),  # onnxscript / torch.export using a deprecated pytree spec
+    (FutureWarning, r"`past_key_values` is deprecated"),  # PEFT's prefix tuning calling a transformers 5 alias
 )
 
 
@@ -126,7 +128,7 @@ def main() -> None:
 
 
 def _filesystem_message(error: OSError) -> str:
-    where = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+    where = " -> ".join(user_path(name) for name in (error.filename, error.filename2) if name)
     reason = error.strerror or type(error).__name__
     return f"cannot use {where or 'a file'} ({reason}): check the path, its permissions and the free space"
 

@@ -267,3 +267,21 @@ def test_an_intact_artifact_passes_every_reader(run_cli, artifact, corpus_dir):
         result = run_cli(*_artifact_command(command, artifact, corpus_dir))
         assert result.exit_code == 0, (command, result.stderr)
     assert snapshot(artifact) == before
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda manifest: manifest.update(files=[]), "is not listed in"),
+    (lambda manifest: manifest["files"].append({"path": "../outside.txt", "sha256": "0" * 64, "size": 1}), "outside the artifact"),
+    (lambda manifest: manifest["files"].append({"path": "/etc/hostname", "sha256": "0" * 64, "size": 1}), "outside the artifact"),
+    (lambda manifest: manifest.update(format_version=999), "has format 999"),
+])
+def test_a_manifest_listing_too_little_or_outside_the_artifact_is_refused(run_cli, artifact, tmp_path, change, message):
+    copy = Path(shutil.copytree(artifact, tmp_path / "artifact"))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    change(manifest)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    before = snapshot(copy)
+    for command in (["verify", copy], ["generate", copy, "--prompt", "the", "--max-new-tokens", "2"]):
+        result = run_cli(*command)
+        assert result.exit_code == 2 and message in error_line(result.stderr), (command, result.stderr)
+    assert snapshot(copy) == before

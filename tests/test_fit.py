@@ -124,6 +124,9 @@ def test_cli_empty_corpus_and_conflicting_flags(run_cli, tiny_gpt2_dir, corpus_d
     result = run_cli("fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--data", empty, "--out", tmp_path / "run")
     assert result.exit_code == 2 and "empty" in result.stderr
     result = run_cli("fit", "--resume", "--rank", "4", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "not found" in result.stderr  # no run there: dropping flags would not help
+    assert run_cli("fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--out", tmp_path / "run").exit_code == 0
+    result = run_cli("fit", "--resume", "--rank", "4", "--out", tmp_path / "run")
     assert result.exit_code == 2 and "--resume continues" in result.stderr
 
 

@@ -52,6 +52,7 @@ def register(app: typer.Typer) -> None:
         from qcompress.errors import InputError
         from qcompress.training.config import build_fit_config
         from qcompress.training.fit import fit
+        from qcompress.training.run_dir import read_header
 
         overrides = {
             "model": model, "data": data, "eval_data": eval_data, "method": method,
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
         }
         given = [key.split(".")[-1].replace("_", "-") for key, value in overrides.items() if value is not None]
         if resume:
+            read_header(out)  # a missing or broken run first: dropping flags would not help with that
             if config_file or given:
                 raise InputError(
                     f"--resume continues {out} with its recorded config; drop --{' --'.join(given) or 'config'}"
@@ -79,9 +81,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary, indent=2))
             return
         counts = summary["counts"]
+        step_time = summary["seconds_per_step_median"]
+        timing = f"{step_time:.2f} s/step" if step_time is not None else "no step run by this command"
         typer.echo(
             f"{summary['method']}: held-out perplexity {summary['initial_eval_perplexity']:.2f} -> "
             f"{summary['eval_perplexity']:.2f}; trainable {counts['trainable']:,} "
             f"({100 * summary['fraction_of_lora']:.1f}% of LoRA's {counts['lora_equivalent']:,}); "
-            f"{summary['seconds_per_step_median']:.2f} s/step; run in {out}"
+            f"{timing}; run in {out}"
         )

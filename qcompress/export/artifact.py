@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from qcompress import registry
-from qcompress.atomic import remove_stale_siblings, replace_directory, staging_directory, write_json_atomic
+from qcompress.atomic import (
+    paths_overlap,
+    remove_stale_siblings,
+    rename_into_place,
+    replace_directory,
+    staging_directory,
+    write_json_atomic,
+)
 from qcompress.errors import CapabilityError, InputError
 from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
 from qcompress.export.files import make_readable
@@ -61,8 +68,10 @@ def check_out_dir(out_dir: Path, force: bool, source: Path | None = None) -> Non
     left beside ``out_dir`` is cleared first (an artifact set aside by an unfinished swap is put back).
     """
     remove_stale_siblings(out_dir)
-    if source is not None and source.exists() and _overlap(out_dir, source):
+    if source is not None and source.exists() and paths_overlap(out_dir, source):
         raise InputError(f"--out {out_dir} overlaps the source {source}: export to a directory outside it")
+    if out_dir.is_symlink():
+        raise InputError(f"--out {out_dir} is a symbolic link: give the directory it points to, or another --out")
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file, not an artifact directory: choose another --out")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
@@ -73,11 +82,6 @@ def check_out_dir(out_dir: Path, force: bool, source: Path | None = None) -> Non
         raise InputError(
             f"refusing to --force over {out_dir}: it is not a qcompress artifact (no qcompress {MANIFEST}); choose another --out"
         )
-
-
-def _overlap(first: Path, second: Path) -> bool:
-    a, b = first.resolve(), second.resolve()
-    return a == b or a in b.parents or b in a.parents
 
 
 def export_artifact(
@@ -125,7 +129,20 @@ def export_artifact(
             manifest["not_exported"] = refused
         write_json_atomic(staging / MANIFEST, manifest)
         make_readable(staging)
-        replace_directory(staging, out_dir)
+        if force:
+            replace_directory(staging, out_dir)
+        else:
+            _publish_new(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def _publish_new(staging: Path, out_dir: Path) -> None:
+    """Without --force the artifact goes only where nothing is: another export that finished first
+    into the same --out keeps its artifact, and this one says so instead of replacing it."""
+    try:
+        rename_into_place(staging, out_dir)
+    except FileExistsError:
+        raise InputError(f"{out_dir} was created by another process while this export ran: nothing was replaced; "
+                         "choose another --out, or --force to replace it") from None

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
-from qcompress.atomic import write_json_atomic, write_text_atomic
+from qcompress.atomic import paths_overlap, write_json_atomic, write_text_atomic
 from qcompress.config import validated
 from qcompress.console import note
 from qcompress.data import Corpus, load_corpus
@@ -32,7 +32,7 @@ from qcompress.training.workspace import RunWorkspace
 DEFAULT_SEQ_LEN = 128
 SUMMARY = "summary.json"
 # the numbers `qcompress fit` prints from a summary; a report lacking one is rewritten rather than trusted
-SUMMARY_NUMBERS = ("eval_perplexity", "initial_eval_perplexity", "fraction_of_lora", "seconds_per_step_median")
+SUMMARY_NUMBERS = ("eval_perplexity", "initial_eval_perplexity", "fraction_of_lora")
 WALL_TIME = "seconds"  # metrics key of a step's duration
 
 
@@ -53,6 +53,15 @@ def fit_windows_to_context(config: FitConfig, context: int | None) -> FitConfig:
         if message:
             note(message)
     return config.model_copy(update={"seq_len": seq_len, "eval_seq_len": eval_seq_len, "eval_stride": stride})
+
+
+def check_out_beside_inputs(out: Path, config: FitConfig) -> None:
+    """A run written inside its corpus folder would be read as training text by the next fit (its
+    circuit.txt), and one written over the model would destroy it: refuse both up front."""
+    for flag, spec in (("--data", config.data), ("--eval-data", config.eval_data), ("--model", config.model)):
+        path = Path(spec).expanduser() if spec else None
+        if path is not None and path.exists() and paths_overlap(out, path):
+            raise InputError(f"--out {out} overlaps {flag} {spec}: write the run outside it")
 
 
 def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,6 +93,8 @@ def _is_summary(value: object) -> bool:
     if not isinstance(value, dict) or not isinstance(value.get("method"), str) or not isinstance(value.get("counts"), dict):
         return False
     numbers = [value.get(key) for key in SUMMARY_NUMBERS] + [value["counts"].get(key) for key in ("trainable", "lora_equivalent")]
+    step_time = value.get("seconds_per_step_median", "missing")  # None when a resume ran no step
+    numbers.append(0.0 if step_time is None else step_time)
     return all(isinstance(number, (int, float)) and not isinstance(number, bool) for number in numbers)
 
 
@@ -123,6 +134,8 @@ def fit(
     """
     from qcompress.models import load_model
 
+    if config is not None:
+        check_out_beside_inputs(Path(out), config)
     workspace = RunWorkspace.open(Path(out), resume=resume, force=force)
     try:
         return _fit(config, workspace, stop_after, ignore_model_mismatch, load_model)
@@ -237,7 +250,7 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
         "initial_eval_perplexity": next(m["eval_perplexity"] for m in metrics if "eval_perplexity" in m),
         "counts": counts,
         "fraction_of_lora": counts["trainable"] / counts["lora_equivalent"],
-        "seconds_per_step_median": sorted(step_times)[len(step_times) // 2] if step_times else math.nan,
+        "seconds_per_step_median": sorted(step_times)[len(step_times) // 2] if step_times else None,
         "tokens_per_step": tokens_per_step,
         "device": str(device),
         "peak_rss_mb": _peak_rss_mb(),

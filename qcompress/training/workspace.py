@@ -14,9 +14,15 @@ knows which of these is true.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows has no flock: runs are not locked there
+    fcntl = None
 
 from qcompress.atomic import remove_stale_leftovers, remove_stale_siblings, replace_directory, staging_directory
 from qcompress.errors import InputError
@@ -32,6 +38,21 @@ def is_run_dir(path: Path) -> bool:
     return isinstance(header, dict) and "config_sha256" in header
 
 
+def lock_directory(folder: Path) -> int | None:
+    """An exclusive lock on ``folder`` held until the returned descriptor is closed, so two fits
+    (or a fit and a --resume) cannot write one run at once. The kernel drops it when the process
+    dies, so a kill -9 never leaves a stale lock. ``None`` where the platform has no flock."""
+    if fcntl is None:
+        return None
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise InputError(f"{folder} is being written by another qcompress process: wait for it to end, or choose another --out") from None
+    return descriptor
+
+
 @dataclass
 class RunWorkspace:
     out: Path
@@ -42,6 +63,7 @@ class RunWorkspace:
     step: int = 0
     last_checkpoint: int | None = None
     done: bool = False
+    lock: int | None = None  # descriptor holding the lock on --out, released by close()
 
     @classmethod
     def open(cls, out: Path, *, resume: bool, force: bool) -> RunWorkspace:
@@ -49,6 +71,8 @@ class RunWorkspace:
         leftovers of killed processes."""
         if resume and force:
             raise InputError("--resume and --force contradict each other: --force starts over, --resume continues")
+        if out.is_symlink():
+            raise InputError(f"--out {out} is a symbolic link: give the directory it points to, or another --out")
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} is a file, not a run directory: choose another --out")
         occupied = out.is_dir() and any(out.iterdir())
@@ -60,7 +84,10 @@ class RunWorkspace:
         elif occupied and not is_run_dir(out):
             raise InputError(f"refusing to --force over {out}: it is not a qcompress run directory (no run header); choose another --out")
         remove_stale_siblings(out)
-        return cls(out, resume, replacing=occupied and not resume, existed_empty=out.is_dir() and not occupied)
+        workspace = cls(out, resume, replacing=occupied and not resume, existed_empty=out.is_dir() and not occupied)
+        if out.is_dir():
+            workspace.lock = lock_directory(out)
+        return workspace
 
     def start(self) -> Path:
         """The directory to write into, created now that the model, data and method have loaded."""
@@ -69,7 +96,13 @@ class RunWorkspace:
         elif self.replacing:
             self.run_dir = staging_directory(self.out)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=self.existed_empty)
+            except FileExistsError:
+                raise InputError(f"{self.out} was created by another process while this fit loaded: choose another --out") from None
+            self.lock = self.lock if self.lock is not None else lock_directory(self.out)
+            if any(self.out.iterdir()):
+                raise InputError(f"{self.out} was written by another process while this fit loaded: choose another --out")
             self.run_dir = self.out
         return self.run_dir
 
@@ -83,7 +116,10 @@ class RunWorkspace:
         self.done = True
 
     def close(self) -> None:
-        """After a failure: drop what cannot be resumed, never a run that existed before."""
+        """Release --out; after a failure, drop what cannot be resumed, never a run that existed before."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
         if self.done or self.run_dir is None:
             return
         if self.replacing:
