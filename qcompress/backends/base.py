@@ -15,8 +15,12 @@ import torch
 from qcompress.circuits.base import Ansatz
 
 
-class CompiledCircuit(ABC):
-    """One ansatz ready to evaluate; qubit 0 is the MOST significant bit of a basis index, as in Cirq."""
+class CompiledCircuit(torch.nn.Module, ABC):
+    """One ansatz ready to evaluate; qubit 0 is the MOST significant bit of a basis index, as in Cirq.
+
+    A module so that the constants a backend precomputes are (non-persistent) buffers: the
+    generator or model that holds the circuit moves them with its own ``.to(device)``, and nothing
+    is copied to the parameters' device inside a training step."""
 
     n_qubits: int
 
@@ -27,7 +31,7 @@ class CompiledCircuit(ABC):
     def expectation_z(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         """<Z_q> for every qubit, (N,) or (batch, N), derived from the probabilities so backends agree by construction."""
         probs = self.probabilities(weights, data)
-        return probs @ z_signs(self.n_qubits, probs.dtype)
+        return probs @ z_signs(self.n_qubits, probs.dtype, probs.device)
 
 
 class Backend(ABC):
@@ -43,13 +47,13 @@ class Backend(ABC):
         """Do the per-structure work once; ``dtype`` is the real precision of the returned probabilities."""
 
 
-def z_signs(n_qubits: int, dtype: torch.dtype) -> torch.Tensor:
+def z_signs(n_qubits: int, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:
     """(2^N, N) matrix of Z eigenvalues (+1 for bit 0, -1 for bit 1), qubit 0 most significant."""
-    return 1.0 - 2.0 * basis_bits(n_qubits).to(dtype)
+    return 1.0 - 2.0 * basis_bits(n_qubits, device).to(dtype)
 
 
-def basis_bits(n_qubits: int) -> torch.Tensor:
+def basis_bits(n_qubits: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(2^N, N) bits of every basis index, qubit 0 most significant (Cirq's big-endian convention)."""
-    index = torch.arange(2**n_qubits).unsqueeze(1)
-    shifts = torch.arange(n_qubits - 1, -1, -1)
+    index = torch.arange(2**n_qubits, device=device).unsqueeze(1)
+    shifts = torch.arange(n_qubits - 1, -1, -1, device=device)
     return (index >> shifts) & 1

@@ -21,6 +21,7 @@ class CirqCircuit(CompiledCircuit):
     """An ansatz bound to a double-precision ``cirq.Simulator``; symbols resolved per call."""
 
     def __init__(self, ansatz: Ansatz, dtype: torch.dtype) -> None:
+        super().__init__()
         self.ansatz = ansatz
         self.n_qubits = ansatz.n_qubits
         self.dtype = dtype
@@ -44,11 +45,12 @@ class CirqCircuit(CompiledCircuit):
         if (data is None) != (n_data == 0) or (data is not None and (data.ndim != 2 or data.shape[1] != n_data)):
             got = None if data is None else tuple(data.shape)
             raise InputError(f"data must be {'None' if n_data == 0 else f'(batch, {n_data})'} for this circuit, got {got}")
-        angles = weights.detach().double().numpy()
+        angles = weights.detach().double().cpu().numpy()  # the simulator runs on the host; the result goes back
         if data is None:
-            return torch.from_numpy(self._probabilities_one(angles, None)).to(self.dtype)
-        rows = [self._probabilities_one(angles, row) for row in data.detach().double().numpy()]
-        return torch.from_numpy(np.stack(rows)).to(self.dtype)
+            probs = self._probabilities_one(angles, None)
+        else:
+            probs = np.stack([self._probabilities_one(angles, row) for row in data.detach().double().cpu().numpy()])
+        return torch.from_numpy(probs).to(device=weights.device, dtype=self.dtype)
 
 
 class CirqBackend(Backend):

@@ -56,9 +56,10 @@ class ClassicalCircuit(CompiledCircuit):
                 f"backend 'classical' has no data inputs but ansatz {ansatz.name!r} has "
                 f"{len(ansatz.data_symbols)}; use --backend quimb for this method"
             )
+        super().__init__()
         self.n_qubits = ansatz.n_qubits
         self.n_weights = len(ansatz.weight_symbols)
-        self.matrix = projection(2**self.n_qubits, self.n_weights, dtype)
+        self.register_buffer("matrix", projection(2**self.n_qubits, self.n_weights, dtype), persistent=False)
 
     def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         if data is not None:

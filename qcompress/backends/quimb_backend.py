@@ -110,12 +110,29 @@ def fold_constants(tensors: list[qtn.Tensor], max_legs: int) -> list[qtn.Tensor]
     return list(network.tensors)
 
 
+class BufferList(torch.nn.Module):
+    """A list of tensors registered as non-persistent buffers: moved by ``.to()``, kept out of state dicts."""
+
+    def __init__(self, tensors: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.size = len(tensors)
+        for index, tensor in enumerate(tensors):
+            self.register_buffer(str(index), tensor, persistent=False)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        return (getattr(self, str(index)) for index in range(self.size))
+
+
 class QuimbCircuit(CompiledCircuit):
     """A compiled circuit: constants as torch buffers, gate-family evaluators, an absorption plan, a kept tree."""
 
     def __init__(self, ansatz: Ansatz, dtype: torch.dtype, fold_qubits: int, trees: TreeCache) -> None:
         if dtype not in (torch.float32, torch.float64):
             raise InputError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        super().__init__()
         self.n_qubits = ansatz.n_qubits
         self.n_weights = len(ansatz.weight_symbols)
         self.n_data = len(ansatz.data_symbols)
@@ -124,7 +141,7 @@ class QuimbCircuit(CompiledCircuit):
         self.real = self.network.is_real
         array_dtype = dtype if self.real else (torch.complex128 if dtype == torch.float64 else torch.complex64)
         groups, group_inds = self.network.groups, self.network.group_inds
-        self.evaluators = [GroupEvaluator(g, self.real, dtype) for g in groups]
+        self.evaluators = torch.nn.ModuleList(GroupEvaluator(g, self.real, dtype) for g in groups)
         self.absorbable = [g.constant.shape == (2, 2) for g in groups]
         pool_offsets = np.cumsum([0] + [len(i) if ok else 0 for i, ok in zip(group_inds, self.absorbable)]).tolist()
         per_sample = [g.source == "data" for g in groups]
@@ -133,12 +150,12 @@ class QuimbCircuit(CompiledCircuit):
         def as_torch(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(np.real(array) if self.real else array).to(array_dtype)
 
-        self.plain_constants = [as_torch(self.network.constants[c].data) for c in self.plan.plain_constants]
-        self.batches = [
-            (torch.tensor(b.gate_slots), as_torch(np.stack(b.matrices)), (len(b.inds), *(2,) * len(b.inds[0])), b.per_sample)
-            for b in self.plan.batches
-        ]
-        self.standalone = [torch.tensor(positions, dtype=torch.long) for positions in self.plan.standalone]
+        # every constant is a buffer, so the generator's .to(device) moves them all (see CompiledCircuit)
+        self.plain_constants = BufferList([as_torch(self.network.constants[c].data) for c in self.plan.plain_constants])
+        self.batch_slots = BufferList([torch.tensor(b.gate_slots) for b in self.plan.batches])
+        self.batch_matrices = BufferList([as_torch(np.stack(b.matrices)) for b in self.plan.batches])
+        self.batch_shapes = [((len(b.inds), *(2,) * len(b.inds[0])), b.per_sample) for b in self.plan.batches]
+        self.standalone = BufferList([torch.tensor(positions, dtype=torch.long) for positions in self.plan.standalone])
         self._trees = trees
 
     def input_indices(self, batched: bool) -> list[tuple[str, ...]]:
@@ -164,17 +181,17 @@ class QuimbCircuit(CompiledCircuit):
     def arrays(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Every tensor of the network, in tree input order, built from the given angles (autograd intact)."""
         self._check(weights, data)
-        values = {"weights": weights, "data": data if data is not None else torch.zeros(1, 0, dtype=self.dtype)}
+        values = {"weights": weights, "data": data if data is not None else weights.new_zeros(1, 0)}
         mats = [evaluator(values[evaluator.source]) for evaluator in self.evaluators]
         arrays = list(self.plain_constants)
-        if self.batches:
+        if self.batch_shapes:
             absorbed = [m for m, ok in zip(mats, self.absorbable) if ok]
             if data is not None:  # weight gates are shared by all samples: broadcast, don't recompute
                 absorbed = [m.expand(data.shape[0], *m.shape) if m.ndim == 3 else m for m in absorbed]
             pool = torch.cat(absorbed, dim=-3)
             pool = torch.cat([pool, pool.transpose(-1, -2)], dim=-3)  # (..., 2G, 2, 2)
             shared = pool if data is None else pool[0]
-            for slots, matrices, shape, per_sample in self.batches:
+            for slots, matrices, (shape, per_sample) in zip(self.batch_slots, self.batch_matrices, self.batch_shapes):
                 if per_sample:
                     blocks = (kron_all(pool[:, slots]) @ matrices).movedim(0, 1)  # (n, batch, 2^k, rest)
                     arrays.extend(blocks.reshape(shape[0], -1, *shape[1:]).unbind(0))

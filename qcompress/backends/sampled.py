@@ -77,6 +77,7 @@ class SampledCircuit(CompiledCircuit):
     """An ansatz measured by a sampler: ``probabilities`` returns shot frequencies (or exact noisy ones)."""
 
     def __init__(self, ansatz: Ansatz, backend: SamplerBackend, seed: int, dtype: torch.dtype) -> None:
+        super().__init__()
         self.ansatz = ansatz
         self.n_qubits = ansatz.n_qubits
         self.backend = backend
@@ -95,14 +96,14 @@ class SampledCircuit(CompiledCircuit):
         resolver = self._resolver(weights)
         shots = self.backend.shots
         if shots is None:
-            return torch.from_numpy(self._exact(resolver)).to(self.dtype)
+            return torch.from_numpy(self._exact(resolver)).to(device=weights.device, dtype=self.dtype)
         sampler = self.backend.sampler(self.seed, self.backend.noise_model())
         result = sampler.run(self.measured, param_resolver=resolver, repetitions=shots)
         # histogram folds each row of bits big-endian, i.e. qubit 0 is the most significant bit, as in CompiledCircuit
         counts = np.zeros(2**self.n_qubits)
         for index, count in result.histogram(key=MEASUREMENT_KEY).items():
             counts[index] = count
-        return torch.from_numpy(counts / shots).to(self.dtype)
+        return torch.from_numpy(counts / shots).to(device=weights.device, dtype=self.dtype)
 
     def _exact(self, resolver: cirq.ParamResolver) -> np.ndarray:
         """The K -> infinity limit: the diagonal of the noisy circuit's final density matrix."""

@@ -97,13 +97,25 @@ class QthaLayer(torch.nn.Module):
                               self.angles.detach().float())
 
 
-def make_circuit(rank: int, depth: int, simulator: str):
+class QuimbExpectation(torch.nn.Module):
+    """The quimb reference of the per-token circuit, ``(weights, data) -> <Z>``, as a module so its
+    constants move with the model."""
+
+    def __init__(self, rank: int, depth: int) -> None:
+        super().__init__()
+        from qcompress.backends.quimb_backend import QuimbBackend
+
+        self.circuit = QuimbBackend().compile(build_qtha_ansatz(rank, depth))
+
+    def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        return self.circuit.expectation_z(weights, data)
+
+
+def make_circuit(rank: int, depth: int, simulator: str) -> torch.nn.Module:
     """The per-token circuit ``(weights, data) -> <Z>``: plain-torch state vector, or the quimb backend (reference)."""
     if simulator == "statevector":
         return QthaStatevector(rank, depth)
-    from qcompress.backends.quimb_backend import QuimbBackend
-
-    return QuimbBackend().compile(build_qtha_ansatz(rank, depth)).expectation_z
+    return QuimbExpectation(rank, depth)
 
 
 def target_layers(model: PreTrainedModel, targets) -> list[tuple[str, torch.nn.Module]]:
@@ -129,8 +141,7 @@ class QthaAdapted(AdaptedModel):
         self.model = model
         self.ansatz = build_qtha_ansatz(rank, self.depth)
         circuit = make_circuit(rank, self.depth, config.qtha.simulator)
-        if isinstance(circuit, torch.nn.Module):  # registered once, so model.to(device) moves its constants
-            model.add_module("qtha_circuit", circuit)
+        model.add_module("qtha_circuit", circuit)  # registered once, so model.to(device) moves its constants
         model.requires_grad_(False)
         self.layers: dict[str, QthaLayer] = {}
         with torch.random.fork_rng(devices=[]):
