@@ -42,40 +42,47 @@ def encoding_ansatz(n_qubits: int, complex_gates: bool) -> Ansatz:
     return Ansatz("encoding", circuit, qubits, weights, xs)
 
 
+def network_backend(**options) -> QuimbBackend:
+    """The tensor-network strategy whatever the width: the tests of trees, plans and folding need it."""
+    return QuimbBackend(strategy="network", **options)
+
+
+@pytest.mark.parametrize("strategy", ["network", "statevector"])
 @pytest.mark.parametrize("n_qubits", range(1, 11))
 @pytest.mark.parametrize("depth", [1, 3])
-def test_quimb_matches_cirq_float32(n_qubits, depth):
+def test_quimb_matches_cirq_float32(n_qubits, depth, strategy):
     ansatz = build_ansatz("qpa", n_qubits=n_qubits, depth=depth)
     weights = init_weights(ansatz, seed=n_qubits + 10 * depth)
-    probs = QuimbBackend().compile(ansatz).probabilities(weights)
+    probs = QuimbBackend(strategy=strategy).compile(ansatz).probabilities(weights)
     assert probs.dtype == torch.float32 and probs.shape == (2**n_qubits,)
     np.testing.assert_allclose(probs.numpy(), cirq_probabilities(ansatz, weights), atol=1e-6)
 
 
+@pytest.mark.parametrize("strategy", ["network", "statevector"])
 @pytest.mark.parametrize("n_qubits,depth", [(1, 2), (4, 5), (7, 2)])
-def test_quimb_matches_cirq_float64_and_sums_to_one(n_qubits, depth):
+def test_quimb_matches_cirq_float64_and_sums_to_one(n_qubits, depth, strategy):
     ansatz = build_ansatz("qpa", n_qubits=n_qubits, depth=depth)
     weights = init_weights(ansatz, seed=3, dtype=torch.float64)
-    probs = QuimbBackend().compile(ansatz, torch.float64).probabilities(weights)
+    probs = QuimbBackend(strategy=strategy).compile(ansatz, torch.float64).probabilities(weights)
     np.testing.assert_allclose(probs.numpy(), cirq_probabilities(ansatz, weights), atol=1e-10)
     assert probs.sum().item() == pytest.approx(1.0, abs=1e-12)
 
 
 def test_qpa_circuit_is_simulated_in_a_real_dtype():
-    assert QuimbBackend().compile(build_ansatz("qpa", n_qubits=3, depth=2)).real
-    assert not QuimbBackend().compile(encoding_ansatz(3, complex_gates=True)).real
+    assert network_backend().compile(build_ansatz("qpa", n_qubits=3, depth=2)).real
+    assert not network_backend().compile(encoding_ansatz(3, complex_gates=True)).real
 
 
 def test_gradients_match_finite_differences():
     ansatz = build_ansatz("qpa", n_qubits=3, depth=2)
-    compiled = QuimbBackend().compile(ansatz, torch.float64)
+    compiled = network_backend().compile(ansatz, torch.float64)
     weights = init_weights(ansatz, seed=1, dtype=torch.float64).requires_grad_()
     assert torch.autograd.gradcheck(compiled.probabilities, (weights,), eps=1e-6, atol=1e-7)
 
 
 def test_gradients_through_complex_gates_and_data_match_finite_differences():
     ansatz = encoding_ansatz(3, complex_gates=True)
-    compiled = QuimbBackend().compile(ansatz, torch.float64)
+    compiled = network_backend().compile(ansatz, torch.float64)
     weights = init_weights(ansatz, seed=2, dtype=torch.float64).requires_grad_()
     data = torch.randn(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).requires_grad_()
     assert torch.autograd.gradcheck(compiled.probabilities, (weights, data), eps=1e-6, atol=1e-7)
@@ -84,7 +91,7 @@ def test_gradients_through_complex_gates_and_data_match_finite_differences():
 @pytest.mark.parametrize("complex_gates", [False, True])
 def test_batched_data_equals_per_sample_and_cirq(complex_gates):
     ansatz = encoding_ansatz(4, complex_gates)
-    compiled = QuimbBackend().compile(ansatz, torch.float64)
+    compiled = network_backend().compile(ansatz, torch.float64)
     weights = init_weights(ansatz, seed=5, dtype=torch.float64)
     data = torch.rand(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 6 - 3
     assert any(batch.per_sample for batch in compiled.plan.batches)  # data gates absorbed, with a batch index
@@ -98,12 +105,12 @@ def test_batched_data_equals_per_sample_and_cirq(complex_gates):
 def test_contraction_tree_is_searched_once_per_structure():
     trees = TreeCache(directory=None)
     ansatz = build_ansatz("qpa", n_qubits=5, depth=2)
-    compiled = QuimbBackend(trees=trees).compile(ansatz)
+    compiled = network_backend(trees=trees).compile(ansatz)
     for seed in range(3):
         compiled.probabilities(init_weights(ansatz, seed))
-    QuimbBackend(trees=trees).compile(ansatz).probabilities(init_weights(ansatz, 9))
+    network_backend(trees=trees).compile(ansatz).probabilities(init_weights(ansatz, 9))
     assert trees.searches == 1
-    QuimbBackend(trees=trees).compile(build_ansatz("qpa", n_qubits=5, depth=3)).probabilities(torch.zeros(15))
+    network_backend(trees=trees).compile(build_ansatz("qpa", n_qubits=5, depth=3)).probabilities(torch.zeros(15))
     assert trees.searches == 2
 
 
@@ -111,17 +118,17 @@ def test_hyper_searched_paths_are_kept_on_disk(tmp_path):
     ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
     weights = init_weights(ansatz, 4, torch.float64)
     first = TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)
-    expected = QuimbBackend(trees=first).compile(ansatz, torch.float64).probabilities(weights)
+    expected = network_backend(trees=first).compile(ansatz, torch.float64).probabilities(weights)
     assert first.searches == 1 and len(list(tmp_path.glob("*.json"))) == 1
     second = TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)
-    again = QuimbBackend(trees=second).compile(ansatz, torch.float64).probabilities(weights)
+    again = network_backend(trees=second).compile(ansatz, torch.float64).probabilities(weights)
     assert second.searches == 0
     torch.testing.assert_close(again, expected, atol=1e-14, rtol=0)
 
 
 def test_quimb_tensor_network_view_contracts_to_the_same_state():
     ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
-    compiled = QuimbBackend().compile(ansatz, torch.float64)
+    compiled = network_backend().compile(ansatz, torch.float64)
     weights = init_weights(ansatz, 6, torch.float64)
     network = compiled.tensor_network(weights)
     amplitudes = network.contract(output_inds=compiled.network.output_inds).data.reshape(-1)
@@ -134,7 +141,7 @@ def test_expectation_z_matches_cirq():
     resolved = cirq.resolve_parameters(ansatz.circuit, dict(zip(ansatz.weight_symbols, weights.tolist())))
     state = cirq.final_state_vector(resolved, qubit_order=ansatz.qubits, dtype=np.complex128)
     expected = [cirq.Z(q).expectation_from_state_vector(state, {q: i for i, q in enumerate(ansatz.qubits)}).real for q in ansatz.qubits]
-    got = QuimbBackend().compile(ansatz, torch.float64).expectation_z(weights)
+    got = network_backend().compile(ansatz, torch.float64).expectation_z(weights)
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-10)
 
 
@@ -173,23 +180,23 @@ def test_hyper_search_is_deterministic():
     ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
     paths = []
     for _ in range(2):
-        compiled = QuimbBackend(trees=TreeCache(directory=None, greedy_qubits=2, hyper_repeats=3)).compile(ansatz)
+        compiled = network_backend(trees=TreeCache(directory=None, greedy_qubits=2, hyper_repeats=3)).compile(ansatz)
         paths.append(compiled.contraction_tree().get_path())
     assert paths[0] == paths[1]
 
 
 def test_rotation_gates_are_absorbed_into_constant_blocks():
-    compiled = QuimbBackend().compile(build_ansatz("qpa", n_qubits=6, depth=4))
+    compiled = network_backend().compile(build_ansatz("qpa", n_qubits=6, depth=4))
     assert all(len(positions) == 0 for positions in compiled.plan.standalone)
     assert len(compiled.input_indices(batched=False)) < 6 * 4
 
 
 def test_corrupt_stored_path_is_searched_again(tmp_path):
     ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
-    QuimbBackend(trees=TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)).compile(ansatz).probabilities(torch.zeros(8))
+    network_backend(trees=TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)).compile(ansatz).probabilities(torch.zeros(8))
     (stored,) = tmp_path.glob("*.json")
     stored.write_text("{not json")
     trees = TreeCache(directory=tmp_path, greedy_qubits=2, hyper_repeats=2)
-    probs = QuimbBackend(trees=trees).compile(ansatz).probabilities(torch.zeros(8))
+    probs = network_backend(trees=trees).compile(ansatz).probabilities(torch.zeros(8))
     assert trees.searches == 1 and probs[0].item() == pytest.approx(1.0)
     assert json.loads(stored.read_text())

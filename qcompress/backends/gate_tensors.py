@@ -116,3 +116,32 @@ def eigen_decomposition(gate: cirq.Gate) -> tuple[np.ndarray, np.ndarray, np.nda
 
 def group_key(source: str, constant: np.ndarray, phases: np.ndarray, projectors: np.ndarray) -> tuple:
     return (source, constant.shape, constant.tobytes(), phases.tobytes(), projectors.tobytes())
+
+
+class GroupCollector:
+    """Sorts a circuit's symbolic gates into :class:`SymbolicGroup` families, in circuit order.
+
+    Every exact strategy (tensor network, state vector) needs the same grouping, so that each
+    family's matrices come from one batched einsum and both strategies evaluate identical numbers.
+    """
+
+    def __init__(self, weight_symbols: tuple[sympy.Symbol, ...], data_symbols: tuple[sympy.Symbol, ...]) -> None:
+        self.symbols = {s: ("weights", i) for i, s in enumerate(weight_symbols)}
+        self.symbols.update({s: ("data", i) for i, s in enumerate(data_symbols)})
+        self.groups: list[SymbolicGroup] = []
+        self._by_key: dict[tuple, int] = {}
+
+    def add(self, gate: cirq.Gate) -> tuple[int, int]:
+        """(group, position within the group) of one symbolic gate; opens a new group for a new family."""
+        constant, phases, projectors, exponent = eigen_decomposition(gate)
+        source, index, slope, offset = affine_exponent(exponent, self.symbols)
+        key = group_key(source, constant, phases, projectors)
+        if key not in self._by_key:
+            self._by_key[key] = len(self.groups)
+            self.groups.append(SymbolicGroup(source, constant, phases, projectors))
+        g = self._by_key[key]
+        group = self.groups[g]
+        group.symbol_index.append(index)
+        group.scale.append(slope)
+        group.offset.append(offset)
+        return g, len(group.symbol_index) - 1

@@ -26,13 +26,8 @@ import torch
 from qcompress.backends.absorption import kron_all, plan_absorption
 from qcompress.backends.base import Backend, CompiledCircuit
 from qcompress.backends.contraction_trees import BATCH_INDEX, TREE_CACHE, TreeCache
-from qcompress.backends.gate_tensors import (
-    GroupEvaluator,
-    SymbolicGroup,
-    affine_exponent,
-    eigen_decomposition,
-    group_key,
-)
+from qcompress.backends.gate_tensors import GroupCollector, GroupEvaluator, SymbolicGroup
+from qcompress.backends.statevector import StateVectorCircuit
 from qcompress.circuits.base import Ansatz
 from qcompress.errors import InputError
 
@@ -55,13 +50,10 @@ class CircuitNetwork:
 def build_network(ansatz: Ansatz, fold_qubits: int) -> CircuitNetwork:
     """Convert gate by gate: |0> vectors, constant gates via ``cirq.unitary``, symbolic gates into groups."""
     position = {q: i for i, q in enumerate(ansatz.qubits)}
-    symbols = {s: ("weights", i) for i, s in enumerate(ansatz.weight_symbols)}
-    symbols.update({s: ("data", i) for i, s in enumerate(ansatz.data_symbols)})
+    collector = GroupCollector(ansatz.weight_symbols, ansatz.data_symbols)
     wire = {q: f"q{position[q]}_0" for q in ansatz.qubits}
     counter = itertools.count(1)
     constants = [qtn.Tensor(np.array([1.0, 0.0]), inds=(wire[q],)) for q in ansatz.qubits]
-    groups: dict[tuple, int] = {}
-    group_list: list[SymbolicGroup] = []
     group_inds: list[list[tuple[str, ...]]] = []
     for op in ansatz.circuit.all_operations():
         if any(q not in position for q in op.qubits):
@@ -73,22 +65,14 @@ def build_network(ansatz: Ansatz, fold_qubits: int) -> CircuitNetwork:
         inds = tuple(wire[q] for q in op.qubits) + tuple(old)
         shape = (2,) * len(inds)
         if cirq.is_parameterized(op):
-            constant, phases, projectors, exponent = eigen_decomposition(op.gate)
-            source, index, slope, offset = affine_exponent(exponent, symbols)
-            key = group_key(source, constant, phases, projectors)
-            if key not in groups:
-                groups[key] = len(group_list)
-                group_list.append(SymbolicGroup(source, constant, phases, projectors))
+            g, _ = collector.add(op.gate)
+            if g == len(group_inds):
                 group_inds.append([])
-            group = group_list[groups[key]]
-            group.symbol_index.append(index)
-            group.scale.append(slope)
-            group.offset.append(offset)
-            group_inds[groups[key]].append(inds)
+            group_inds[g].append(inds)
         else:
             constants.append(qtn.Tensor(cirq.unitary(op).reshape(shape), inds=inds))
     output = tuple(wire[q] for q in ansatz.qubits)
-    return CircuitNetwork(fold_constants(constants, 2 * fold_qubits), group_list, group_inds, output)
+    return CircuitNetwork(fold_constants(constants, 2 * fold_qubits), collector.groups, group_inds, output)
 
 
 def fold_constants(tensors: list[qtn.Tensor], max_legs: int) -> list[qtn.Tensor]:
@@ -227,15 +211,43 @@ class QuimbCircuit(CompiledCircuit):
         return qtn.TensorNetwork([qtn.Tensor(a, inds=i) for a, i in zip(self.arrays(weights, data), inputs)])
 
 
+# Exact strategies, picked per width: below this many qubits the state vector (fewer, larger
+# whole-state steps) is faster; from it on the tensor network's tree, which folds the CNOT
+# ladders into the rotation blocks and so makes fewer passes over a state that no longer fits in
+# cache, is. Measured on the CPU, 1 thread, QPA L = 8 (forward+backward, tools/bench/run.py generator).
+STATEVECTOR_BELOW_QUBITS = 18
+STRATEGIES = ("auto", "network", "statevector")
+
+
 class QuimbBackend(Backend):
-    """Exact simulation with autograd; ``fold_qubits`` bounds how large pre-contracted constant blocks may get."""
+    """Exact simulation with autograd, by the faster of two exact strategies for the circuit's width.
+
+    ``strategy`` 'network' is the quimb tensor network (``fold_qubits`` bounds how large
+    pre-contracted constant blocks may get), 'statevector' the state-vector simulator of
+    :mod:`~qcompress.backends.statevector`, 'auto' (default) the state vector below
+    ``STATEVECTOR_BELOW_QUBITS`` qubits and the network from there on. Both are exact and built
+    from the same gate tensors, so the choice changes speed, not results beyond float rounding.
+    """
 
     name: ClassVar[str] = "quimb"
     differentiable: ClassVar[bool] = True
 
-    def __init__(self, fold_qubits: int = 5, trees: TreeCache = TREE_CACHE) -> None:
+    def __init__(self, fold_qubits: int = 5, trees: TreeCache = TREE_CACHE, strategy: str = "auto",
+                 statevector_below: int = STATEVECTOR_BELOW_QUBITS) -> None:
+        if strategy not in STRATEGIES:
+            raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
         self.fold_qubits = fold_qubits
         self.trees = trees
+        self.strategy = strategy
+        self.statevector_below = statevector_below
 
-    def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> QuimbCircuit:
+    def strategy_for(self, n_qubits: int) -> str:
+        """'network' or 'statevector': the strategy this backend compiles an n-qubit circuit with."""
+        if self.strategy != "auto":
+            return self.strategy
+        return "statevector" if n_qubits < self.statevector_below else "network"
+
+    def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> QuimbCircuit | StateVectorCircuit:
+        if self.strategy_for(ansatz.n_qubits) == "statevector":
+            return StateVectorCircuit(ansatz, dtype)
         return QuimbCircuit(ansatz, dtype, self.fold_qubits, self.trees)
