@@ -96,8 +96,9 @@ class StateVectorPlan:
         self.product_slots: list[tuple[str, int, int]] | None = None  # per qubit, the first layer's gates
         self.blocks: dict[int, list[list[tuple[str, int, int]]]] = {}  # block size -> per block its gate refs
         self.matrices: list[np.ndarray] = []
-        self.gathers: list[tuple[np.ndarray, np.ndarray | None]] = []
-        self._gather_run: tuple[np.ndarray, np.ndarray] | None = None  # (image of each index, phase)
+        self.gathers: list[tuple[np.ndarray, np.ndarray | None]] = []  # distinct (source, phase) pairs
+        self._gather_index: dict[tuple, int] = {}
+        self._gather_run: list[tuple[tuple[int, ...], np.ndarray, np.ndarray]] = []  # (axes, rows, values)
         for op in ansatz.circuit.all_operations():
             self._add(op)
         self._flush()
@@ -191,39 +192,53 @@ class StateVectorPlan:
         self.layout = self.layout[k:] + self.layout[:k]
 
     def _compose_gather(self, qubits: list[int], rows: np.ndarray, values: np.ndarray) -> None:
-        """Fold one basis-permuting gate into the current run: image[x] and phase[x] of every basis index x."""
-        if self._gather_run is None:
-            self._gather_run = (np.arange(2**self.n, dtype=np.int64), np.ones(2**self.n, dtype=values.dtype))
-        image, phase = self._gather_run
-        shifts = [self.n - 1 - self.layout.index(q) for q in qubits]
-        local = np.zeros_like(image)
-        for shift in shifts:
-            local = (local << 1) | ((image >> shift) & 1)
-        target = rows[local]
-        for i, shift in enumerate(shifts):
-            bit = (target >> (len(shifts) - 1 - i)) & 1
-            image = (image & ~np.int64(1 << shift)) | (bit << shift)
-        self._gather_run = (image, phase * values[local])
+        """Queue one basis-permuting gate on the current run (the layout cannot change within a run)."""
+        self._gather_run.append((tuple(self.layout.index(q) for q in qubits), rows, values))
 
     def _end_gather_run(self) -> None:
-        if self._gather_run is None:
+        """Close the run as one gather step; identical runs (every layer of a ladder) share one gather."""
+        if not self._gather_run:
             return
-        image, phase = self._gather_run
-        self._gather_run = None
-        forward = np.empty_like(image)
-        forward[image] = np.arange(image.size)  # new[y] = phase[x] * old[x] with x = forward[y]
-        phase = phase[forward]
-        trivial = np.abs(phase - 1).max() <= _REAL_TOLERANCE
-        self.gathers.append((forward, None if trivial else phase))
-        self.steps.append(Step("gather", len(self.gathers) - 1))
+        key = tuple((axes, rows.tobytes(), values.tobytes()) for axes, rows, values in self._gather_run)
+        if key not in self._gather_index:
+            self._gather_index[key] = len(self.gathers)
+            self.gathers.append(compose_basis_maps(self.n, self._gather_run))
+        self._gather_run = []
+        self.steps.append(Step("gather", self._gather_index[key]))
 
     def finish(self) -> None:
         self._end_gather_run()
 
 
-def _index_dtype(n_qubits: int) -> torch.dtype:
-    """int32 indices halve a gather's memory traffic; index_select takes them on CPU and CUDA."""
-    return torch.int32 if n_qubits < 31 else torch.int64
+def compose_basis_maps(n_qubits: int, gates: list[tuple[tuple[int, ...], np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray | None]:
+    """(source, phase) with new[y] = phase[y] * old[source[y]] for gates applied in order; phase None when all 1.
+
+    Each gate (axes, rows, values) sends local basis state j of its axes to values[j] * |rows[j]>, so
+    its effect on the index array is 2^k strided slice copies: one pass over 2^N entries per gate.
+    """
+    shape = (2,) * n_qubits
+    # int32 indices halve a gather's memory traffic (index_select takes them on CPU and CUDA)
+    source = np.arange(2**n_qubits, dtype=np.int32 if n_qubits < 31 else np.int64).reshape(shape)
+    phased = any(np.abs(values - 1).max() > _REAL_TOLERANCE for _, _, values in gates)
+    phase = np.ones(shape, dtype=np.complex128) if phased else None
+    for axes, rows, values in gates:
+        new_source = np.empty_like(source)
+        new_phase = None if phase is None else np.empty_like(phase)
+        for j, (row, value) in enumerate(zip(rows, values)):
+            to, at = _basis_slice(n_qubits, axes, int(row)), _basis_slice(n_qubits, axes, j)
+            new_source[to] = source[at]
+            if phase is not None:
+                new_phase[to] = phase[at] * value
+        source, phase = new_source, new_phase
+    return source.reshape(-1), None if phase is None else phase.reshape(-1)
+
+
+def _basis_slice(n_qubits: int, axes: tuple[int, ...], local: int) -> tuple[int | slice, ...]:
+    """Index of the sub-array where ``axes`` hold the bits of ``local`` (the first axis most significant)."""
+    index: list[int | slice] = [slice(None)] * n_qubits
+    for i, axis in enumerate(axes):
+        index[axis] = (local >> (len(axes) - 1 - i)) & 1
+    return tuple(index)
 
 
 class StateVectorCircuit(CompiledCircuit):
@@ -240,6 +255,7 @@ class StateVectorCircuit(CompiledCircuit):
         self.n_data = len(ansatz.data_symbols)
         self.dtype = dtype
         self.steps = plan.steps
+        self.gate_groups = {step.first for step in plan.steps if step.kind == "gate"}  # multi-qubit symbolic
         groups = plan.collector.groups
         constants = [*plan.single_constants, *plan.matrices, *(p for _, p in plan.gathers if p is not None)]
         self.real = all(g.is_real for g in groups) and all(np.abs(np.imag(c)).max() <= _REAL_TOLERANCE for c in constants)
@@ -264,12 +280,11 @@ class StateVectorCircuit(CompiledCircuit):
             self.register_buffer(f"block_slots_{k}", slots, persistent=False)
         for c, matrix in enumerate(plan.matrices):
             self.register_buffer(f"matrix_{c}", as_torch(matrix), persistent=False)
-        index = _index_dtype(self.n_qubits)
         for c, (forward, phase) in enumerate(plan.gathers):
             inverse = np.empty_like(forward)
-            inverse[forward] = np.arange(forward.size)
-            self.register_buffer(f"gather_{c}", torch.from_numpy(forward).to(index), persistent=False)
-            self.register_buffer(f"inverse_{c}", torch.from_numpy(inverse).to(index), persistent=False)
+            inverse[forward] = np.arange(forward.size, dtype=forward.dtype)
+            self.register_buffer(f"gather_{c}", torch.from_numpy(forward), persistent=False)
+            self.register_buffer(f"inverse_{c}", torch.from_numpy(inverse), persistent=False)
             self.register_buffer(f"phase_{c}", None if phase is None else as_torch(phase), persistent=False)
 
     def _check(self, weights: torch.Tensor, data: torch.Tensor | None) -> None:
@@ -288,13 +303,14 @@ class StateVectorCircuit(CompiledCircuit):
         batch = 1 if data is None else data.shape[0]
         mats = [evaluator(values[evaluator.source]).to(self.array_dtype) for evaluator in self.evaluators]
         pool = self._single_pool(mats, batch, data is not None)  # ([batch,] slots, 2, 2)
-        krons = {k: kron_all(pool[..., getattr(self, f"block_slots_{k}"), :, :]) for k in self.block_sizes}
+        # unbind, not one index per step: each select's backward would allocate and copy the whole stack
+        krons = {k: kron_all(pool[..., getattr(self, f"block_slots_{k}"), :, :]).unbind(-3) for k in self.block_sizes}
+        gates = [m.unbind(-3) if g in self.gate_groups else () for g, m in enumerate(mats)]
         columns = pool[..., self.product_slots, :, 0:1]  # each qubit's first gate applied to |0>
         state = kron_all(columns).reshape(-1, 2**self.n_qubits).expand(batch, -1)
         for step in self.steps:
             if step.kind == "block":
-                block = krons[step.first][..., step.second, :, :]
-                state = _apply_top(state, block)
+                state = _apply_top(state, krons[step.first][step.second])
             elif step.kind == "gather":
                 state = Gather.apply(state, getattr(self, f"gather_{step.first}"), getattr(self, f"inverse_{step.first}"))
                 phase = getattr(self, f"phase_{step.first}")
@@ -303,7 +319,7 @@ class StateVectorCircuit(CompiledCircuit):
             elif step.kind == "permute":
                 state = state.reshape(batch, *(2,) * self.n_qubits).permute(0, *(a + 1 for a in step.axes)).reshape(batch, -1)
             else:
-                matrix = mats[step.first][..., step.second, :, :] if step.kind == "gate" else getattr(self, f"matrix_{step.first}")
+                matrix = gates[step.first][step.second] if step.kind == "gate" else getattr(self, f"matrix_{step.first}")
                 state = _apply_top(state, matrix)
         return state
 
