@@ -43,12 +43,18 @@ def register(app: typer.Typer) -> None:
         eval_stride: int = typer.Option(None, help="Evaluation window advance (default half the window)."),
         threads: int = typer.Option(None, help="torch CPU threads (default: all cores)."),
         device: str = typer.Option(None, help="torch device: auto (default: a GPU when present, else CPU), cpu, cuda, cuda:N, mps."),
+        precision: str = typer.Option(None, help="Base model's compute precision: fp32 (default), bf16 (bfloat16 base weights + autocast), fp16 (autocast + loss scaling). Circuits, generators and trained tensors stay float32."),
+        gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: less memory, ~30% more time (default off)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (from step 0 if it has none)."),
         force: bool = typer.Option(False, "--force", help="Replace the run in --out (only a qcompress run, and only once the new one is complete)."),
         ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="With --resume: accept a base model whose weights differ from the run's."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
-        """Fine-tune a causal LM with a classical, QPA-generated or QTHA adapter; writes RUN_DIR (config, trained state, metrics, plot)."""
+        """Fine-tune a causal LM with a classical, QPA-generated or QTHA adapter; writes RUN_DIR (config, trained state, metrics, plot).
+
+        Several processes: `torchrun --nproc_per_node N -m qcompress.cli fit ...` or
+        `accelerate launch --num_processes N -m qcompress.cli fit ...` trains data-parallel
+        (--batch-size is the global batch; rank 0 writes the run)."""
         from qcompress.errors import InputError
         from qcompress.training.config import build_fit_config
         from qcompress.training.fit import fit
@@ -64,6 +70,7 @@ def register(app: typer.Typer) -> None:
             "qtha.inner": qtha_inner, "qtha.bond": qtha_bond, "qtha.layers": qtha_layers,
             "steps": steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
             "seq_len": seq_len, "seed": seed, "eval_every": eval_every, "threads": threads, "device": device,
+            "precision": precision, "gradient_checkpointing": gradient_checkpointing,
             "eval_tokens": eval_tokens, "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
         }
         given = [key.split(".")[-1].replace("_", "-") for key, value in overrides.items() if value is not None]
@@ -77,6 +84,8 @@ def register(app: typer.Typer) -> None:
         else:
             result = fit(build_fit_config(config_file, overrides), out, force=force)
         summary = result.summary
+        if summary is None:  # a rank other than 0 of torchrun / accelerate launch: rank 0 reports
+            return
         if as_json:
             typer.echo(json.dumps(summary, indent=2))
             return

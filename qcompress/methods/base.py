@@ -42,6 +42,10 @@ class AdaptedModel(ABC):
     def collapse(self) -> PreTrainedModel:
         """Evaluate the adapter once and merge it into the base weights; returns a plain model."""
 
+    def to(self, device: torch.device) -> None:
+        """Move the model, and every constant the method keeps outside its modules, to ``device``."""
+        self.model.to(device)
+
     def describe(self) -> str:
         """Human-readable structure (e.g. the circuit diagram) stored in the run directory."""
         return ""

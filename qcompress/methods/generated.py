@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parametrize
 
+from qcompress.numerics import full_precision
+
 
 @dataclass(frozen=True)
 class TensorSlot:
@@ -86,8 +88,12 @@ class GeneratedTensors(torch.nn.Module):
             start += slot.numel
 
     def refresh(self) -> torch.Tensor:
-        """Evaluate every generator once; all slots read this result until the next refresh."""
-        self.current = torch.cat([generator() for generator in self.generators]) - self.offset
+        """Evaluate every generator once; all slots read this result until the next refresh.
+
+        Generators run in their own float32 whatever autocast the model's forward pass is under
+        (``--precision bf16``/``fp16``): see :func:`qcompress.numerics.full_precision`."""
+        with full_precision(self.offset.device):
+            self.current = torch.cat([generator() for generator in self.generators]) - self.offset
         return self.current
 
     def hook_into(self, model: torch.nn.Module) -> None:

@@ -45,6 +45,14 @@ def prefix_embedding(peft_model: PeftModel) -> torch.nn.Embedding:
     return peft_model.prompt_encoder[ADAPTER].embedding
 
 
+def move_prefix_model(peft_model: PeftModel, device: torch.device) -> None:
+    """``peft_model.to(device)`` plus PEFT's virtual-token indices, a plain dict of tensors that
+    ``.to()`` does not reach: left on the CPU they are copied to the device in every forward pass."""
+    peft_model.to(device)
+    for adapter, tokens in peft_model.prompt_tokens.items():
+        peft_model.prompt_tokens[adapter] = tokens.to(device)
+
+
 def constant_prefix(peft_model: PeftModel) -> PreTrainedModel:
     """The base model with the (evaluated) prefix installed as constant past keys/values."""
     base = peft_model.get_base_model()
@@ -67,6 +75,9 @@ class PrefixAdapted(PeftAdapted):
         return {"trainable": n, "adapter_weights": n, "lora_equivalent": self.lora,
                 "prefix_tokens": self.model.peft_config[ADAPTER].num_virtual_tokens}
 
+    def to(self, device: torch.device) -> None:
+        move_prefix_model(self.model, device)
+
     def collapse(self) -> PreTrainedModel:
         return constant_prefix(self.model)
 
@@ -88,6 +99,9 @@ class QpaPrefixAdapted(QpaLoraAdapted):
     def counts(self) -> dict[str, int]:
         return {**super().counts(), "lora_equivalent": self.lora,
                 "prefix_tokens": self.model.peft_config[ADAPTER].num_virtual_tokens}
+
+    def to(self, device: torch.device) -> None:
+        move_prefix_model(self.model, device)
 
     def collapse(self) -> PreTrainedModel:
         self.generated.release()

@@ -57,20 +57,23 @@ def save_checkpoint(
     scheduler: Scheduler | None,
     config_sha256: str,
     metrics: list[dict[str, Any]] | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Write RUN/checkpoint for ``step`` (with the ``metrics`` rows up to it), replacing the previous
-    one only once this one is complete."""
+    one only once this one is complete. An enabled gradient scaler (``--precision fp16``) is saved
+    too; an fp32/bf16 checkpoint has no entry for it, byte for byte as before scalers existed."""
     target = run_dir / CHECKPOINT
     staging = staging_directory(target)
     try:
-        structure, tensors = encode(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": _rng_state(),
-                "metrics": metrics or [],
-            }
-        )
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": _rng_state(),
+            "metrics": metrics or [],
+        }
+        if scaler is not None and scaler.is_enabled():
+            state["scaler"] = scaler.state_dict()
+        structure, tensors = encode(state)
         save_tensors(staging / TRAINABLE, trainable)
         save_tensors(staging / STATE_TENSORS, tensors)
         document = {
@@ -102,13 +105,15 @@ class Checkpoint:
         """The metrics rows recorded up to :attr:`step`."""
         return self.state["metrics"]
 
-    def restore(self, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None) -> None:
-        """Put the optimizer, scheduler and every RNG back as they were when the checkpoint was
-        written (the optimizer moves its state to its parameters' device)."""
+    def restore(self, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None, scaler: torch.amp.GradScaler | None = None) -> None:
+        """Put the optimizer, scheduler, gradient scaler and every RNG back as they were when the
+        checkpoint was written (the optimizer moves its state to its parameters' device)."""
         try:
             optimizer.load_state_dict(self.state["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(self.state["scheduler"])
+            if scaler is not None and scaler.is_enabled():
+                scaler.load_state_dict(self.state["scaler"])
             _set_rng_state(self.state["rng"])
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__

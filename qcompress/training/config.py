@@ -74,6 +74,10 @@ class FitConfig(StrictModel):
     checkpoint_every: int = Field(50, ge=1)
     threads: int | None = Field(None, ge=1, description="torch CPU threads; default: all cores")
     device: str = Field("auto", description="torch device: auto (a GPU when present), cpu, cuda, cuda:N or mps")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="base model's compute precision; circuits, generators and trained tensors stay float32"
+    )
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save memory")
 
     @model_validator(mode="after")
     def _consistent(self) -> FitConfig:

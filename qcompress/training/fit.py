@@ -24,9 +24,12 @@ from qcompress.training.batches import BlockSampler
 from qcompress.training.checkpoint import load_checkpoint, save_checkpoint
 from qcompress.training.config import FitConfig
 from qcompress.training.device import resolve_device
+from qcompress.training.distributed import Processes
 from qcompress.training.evaluate import perplexity
 from qcompress.training.plots import plot_curves
+from qcompress.training.precision import Precision
 from qcompress.training.run_dir import HEADER, METRICS, check_identity, read_header, save_tensors, write_header
+from qcompress.training.step import TrainStep, to_device
 from qcompress.training.workspace import RunWorkspace
 
 DEFAULT_SEQ_LEN = 128
@@ -39,7 +42,7 @@ WALL_TIME = "seconds"  # metrics key of a step's duration
 @dataclass
 class FitResult:
     run_dir: Path
-    summary: dict
+    summary: dict | None  # None on the ranks other than 0 of a multi-process fit
 
 
 def fit_windows_to_context(config: FitConfig, context: int | None) -> FitConfig:
@@ -75,10 +78,10 @@ def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer) -> tuple[torch.T
     return blocks, held_out
 
 
-def _finished_summary(out: Path, config: FitConfig) -> dict | None:
+def _finished_summary(out: Path, config: FitConfig, run_sha256: str) -> dict | None:
     """The summary of a run whose checkpoint is at its last step, or None when there is work left
     (or its summary report no longer parses, in which case the last evaluation is simply redone)."""
-    checkpoint = load_checkpoint(out, config.sha256())
+    checkpoint = load_checkpoint(out, run_sha256)
     if checkpoint is None or checkpoint.step < config.steps:
         return None
     try:
@@ -131,28 +134,53 @@ def fit(
     With ``resume`` the config may be ``None`` (taken from the run). ``stop_after`` ends the loop
     early after that step, with a checkpoint, as an interruption would. A ``force`` over an existing
     run trains in a staging directory and replaces the old run only once the new one is complete.
+    Started by ``torchrun``/``accelerate launch``, every process trains a slice of each batch and
+    rank 0 alone writes (:mod:`qcompress.training.distributed`); the others return no summary.
     """
     from qcompress.models import load_model
 
+    processes = Processes.from_environment()
     if config is not None:
         check_out_beside_inputs(Path(out), config)
-    workspace = RunWorkspace.open(Path(out), resume=resume, force=force)
+    workspace = RunWorkspace.open(Path(out), resume=resume, force=force) if processes.main else RunWorkspace.follow(Path(out), resume)
     try:
-        return _fit(config, workspace, stop_after, ignore_model_mismatch, load_model)
+        return _fit(config, workspace, processes, stop_after, ignore_model_mismatch, load_model)
     except KeyboardInterrupt:
         raise Interrupted(workspace.interrupted_message()) from None
     finally:
         workspace.close()
+        processes.leave()
 
 
-def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | None, ignore_model_mismatch: bool, load_model) -> FitResult:
+def prepare_model(adapted: AdaptedModel, config: FitConfig, device: torch.device, precision: Precision) -> list[torch.nn.Parameter]:
+    """Put the adapted model on ``device`` in the fit's precision; returns the tensors to train."""
+    adapted.to(device)
+    params = adapted.trainable_parameters()
+    precision.prepare(adapted.model, params)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(adapted.model)
+    return params
+
+
+def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each block's activations in the backward pass instead of storing them (the
+    non-reentrant form, which needs no input gradients and works under DDP)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(base, "supports_gradient_checkpointing", False):
+        raise InputError(f"{type(base).__name__} does not support gradient checkpointing: drop --gradient-checkpointing")
+    base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def _fit(
+    config: FitConfig | None, workspace: RunWorkspace, processes: Processes, stop_after: int | None, ignore_model_mismatch: bool, load_model
+) -> FitResult:
     out = workspace.out
     header = read_header(out) if workspace.resume else None
     if header is not None:
         config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
     if config is None:
         raise InputError("a fit needs a config (or --resume of an existing run)")
-    finished = _finished_summary(out, config) if header is not None else None
+    finished = _finished_summary(out, config, header["config_sha256"]) if header is not None and processes.main else None
     if finished is not None:  # resuming a complete run changes nothing, not even its report's timings
         note(f"{out} is complete ({config.steps} of {config.steps} steps): nothing to resume")
         workspace.finish()
@@ -164,81 +192,89 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
     method = get_method(config.method)
     if config.lr is None:  # record the rate actually used, so the run never depends on a later default
         config = config.model_copy(update={"lr": method.default_lr})
-    device = resolve_device(config.device)
+    processes.check_batch(config.batch_size)
+    device = processes.device(resolve_device(config.device))
+    processes.join(device)
     corpus = load_corpus(config.data, config.eval_data)  # before the model: a wrong path fails fast
     loaded = load_model(config.model)
     if header is not None:
         check_identity(header["base_model"], loaded.identity, out, ignore_model_mismatch)
     config = fit_windows_to_context(config, context_length(loaded.model.config.to_dict()))
+    # a resumed run keeps the hash its header recorded (checked against its config when read), so
+    # fields added to FitConfig since it was written do not orphan its checkpoint
+    run_sha256 = header["config_sha256"] if header is not None else config.sha256()
     blocks, held_out = tokenize_data(corpus, config, loaded.tokenizer)
     adapted = method.attach(loaded.model, config)
-    adapted.model.to(device)
+    precision = Precision(config.precision, device)
+    params = prepare_model(adapted, config, device, precision)
     held_out = held_out.to(device)
     counts = adapted.counts()
-    params = adapted.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_scheduler(config.schedule, optimizer, num_warmup_steps=config.effective_warmup_steps, num_training_steps=config.steps)
-    sampler = BlockSampler(blocks.to(device), config.batch_size, config.seed)
+    sampler = BlockSampler(blocks, config.batch_size, config.seed)
 
     run_dir = workspace.start()  # everything loaded: only now is anything written
-    if header is None:
+    if header is None and processes.main:
         write_header(run_dir, config, loaded.identity, counts)
         write_text_atomic(run_dir / "circuit.txt", adapted.describe())
-    checkpoint = load_checkpoint(run_dir, config.sha256()) if workspace.resume else None
+    checkpoint = load_checkpoint(run_dir, run_sha256) if workspace.resume else None
     start, metrics = 0, []
     if checkpoint is not None:
         start, metrics = checkpoint.step, with_wall_times(checkpoint.metrics, run_dir / METRICS)
         adapted.load_trainable_state(checkpoint.trainable)
-        checkpoint.restore(optimizer, scheduler)
+        checkpoint.restore(optimizer, scheduler, precision.scaler)
     workspace.checkpointed(start if checkpoint is not None else None)
+    step = TrainStep(processes.wrap(adapted.model), params, optimizer, scheduler, precision, processes, config.grad_accum, config.max_grad_norm)
 
-    def evaluate(step: int) -> float:
-        result = perplexity(adapted.model, held_out, config.eval_seq_len, config.eval_stride)
-        if metrics and metrics[-1]["step"] == step and "eval_perplexity" in metrics[-1]:
+    def evaluate(at: int) -> float:
+        with precision.autocast():
+            result = perplexity(adapted.model, held_out, config.eval_seq_len, config.eval_stride)
+        if metrics and metrics[-1]["step"] == at and "eval_perplexity" in metrics[-1]:
             metrics.pop()  # the final evaluation of a finished run that is resumed again, measured anew
-        metrics.append({"step": step, "eval_perplexity": result["perplexity"], "eval_tokens": result["tokens"]})
+        metrics.append({"step": at, "eval_perplexity": result["perplexity"], "eval_tokens": result["tokens"]})
         return result["perplexity"]
 
-    def save(step: int) -> None:
-        _checkpoint(run_dir, step, adapted, optimizer, scheduler, method.state_file, metrics, config.sha256())
-        workspace.checkpointed(step)
+    def save(at: int) -> None:
+        if processes.main:
+            _checkpoint(run_dir, at, adapted, optimizer, scheduler, precision, method.state_file, metrics, run_sha256)
+        workspace.checkpointed(at)
 
-    if start == 0:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    if start == 0 and processes.main:
         evaluate(0)
     tokens_per_step = config.batch_size * config.grad_accum * config.seq_len
     end = min(config.steps, stop_after) if stop_after else config.steps
     adapted.model.train()
     step_times = []
-    with tqdm(total=config.steps, initial=start, desc=f"fit {config.method}", unit="step", mininterval=1.0) as progress:
-        for step in range(start + 1, end + 1):
-            workspace.step = step
+    with tqdm(total=config.steps, initial=start, desc=f"fit {config.method}", unit="step", mininterval=1.0, disable=not processes.main) as progress:
+        for index in range(start + 1, end + 1):
+            workspace.step = index
             began = time.perf_counter()
-            loss_sum = torch.zeros((), device=device)
-            for micro in range(config.grad_accum):
-                batch = sampler.batch((step - 1) * config.grad_accum + micro)
-                loss = adapted.model(input_ids=batch, labels=batch).loss / config.grad_accum
-                loss.backward()
-                loss_sum += loss.detach()
-            loss_value = loss_sum.item()  # the step's one host sync, after all its micro-batches are queued
+
+            def micro_batch(micro: int, index: int = index) -> torch.Tensor:
+                return to_device(processes.shard(sampler.batch((index - 1) * config.grad_accum + micro)), device)
+
+            loss_value = step.backward(micro_batch).item()  # the step's one host sync, after all its micro-batches are queued
             if not math.isfinite(loss_value):
                 raise CheckFailed(workspace.diverged_message(loss_value, optimizer.param_groups[0]["lr"]))
-            if config.max_grad_norm > 0:
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            step.update()
             seconds = time.perf_counter() - began
             step_times.append(seconds)
-            metrics.append({"step": step, "loss": loss_value, "lr": scheduler.get_last_lr()[0], WALL_TIME: seconds})
+            metrics.append({"step": index, "loss": loss_value, "lr": scheduler.get_last_lr()[0], WALL_TIME: seconds})
             progress.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{tokens_per_step / seconds:.0f}")
             progress.update(1)
-            if config.eval_every and step % config.eval_every == 0 and step != config.steps:
-                progress.set_postfix(loss=f"{loss_value:.3f}", ppl=f"{evaluate(step):.2f}")
-            if step % config.checkpoint_every == 0 or step == end:
-                save(step)
+            if config.eval_every and index % config.eval_every == 0 and index != config.steps and processes.main:
+                progress.set_postfix(loss=f"{loss_value:.3f}", ppl=f"{evaluate(index):.2f}")
+            if index % config.checkpoint_every == 0 or index == end:
+                save(index)
+    processes.barrier()  # rank 0's checkpoint is complete before any rank goes on
     if end < config.steps:
         workspace.finish()
         return FitResult(out, {"stopped_at": end})
+    if not processes.main:
+        workspace.finish()
+        return FitResult(out, None)
 
     final = evaluate(config.steps)
     summary = {
@@ -253,7 +289,10 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
         "seconds_per_step_median": sorted(step_times)[len(step_times) // 2] if step_times else None,
         "tokens_per_step": tokens_per_step,
         "device": str(device),
+        "precision": config.precision,
+        "processes": processes.world,
         "peak_rss_mb": _peak_rss_mb(),
+        "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
     write_json_atomic(run_dir / SUMMARY, summary)
     plot_curves(metrics, run_dir / "curves.png", f"{config.method} on {config.model}")
@@ -263,7 +302,7 @@ def _fit(config: FitConfig | None, workspace: RunWorkspace, stop_after: int | No
 
 
 def _checkpoint(
-    run_dir: Path, step: int, adapted: AdaptedModel, optimizer, scheduler, state_file: str, metrics: list[dict], config_sha256: str
+    run_dir: Path, step: int, adapted: AdaptedModel, optimizer, scheduler, precision: Precision, state_file: str, metrics: list[dict], config_sha256: str
 ) -> None:
     """Trained state, metrics report and checkpoint (which carries the metrics too), each written
     atomically, the checkpoint last: a run killed in between resumes from the previous checkpoint."""
@@ -271,4 +310,4 @@ def _checkpoint(
     save_tensors(run_dir / state_file, trainable)
     write_text_atomic(run_dir / METRICS, "".join(json.dumps(row) + "\n" for row in metrics))
     deterministic = [{key: value for key, value in row.items() if key != WALL_TIME} for row in metrics]
-    save_checkpoint(run_dir, step, trainable, optimizer, scheduler, config_sha256, deterministic)
+    save_checkpoint(run_dir, step, trainable, optimizer, scheduler, config_sha256, deterministic, precision.scaler)

@@ -64,6 +64,7 @@ class RunWorkspace:
     last_checkpoint: int | None = None
     done: bool = False
     lock: int | None = None  # descriptor holding the lock on --out, released by close()
+    follower: bool = False  # a rank other than 0: reads the run, writes nothing
 
     @classmethod
     def open(cls, out: Path, *, resume: bool, force: bool) -> RunWorkspace:
@@ -89,9 +90,15 @@ class RunWorkspace:
             workspace.lock = lock_directory(out)
         return workspace
 
+    @classmethod
+    def follow(cls, out: Path, resume: bool) -> RunWorkspace:
+        """The workspace of a rank other than 0 in a multi-process fit: it reads ``out`` (to
+        resume) but never writes, locks or removes anything; rank 0 owns the run."""
+        return cls(out, resume, replacing=False, existed_empty=False, follower=True)
+
     def start(self) -> Path:
         """The directory to write into, created now that the model, data and method have loaded."""
-        if self.resume:
+        if self.resume or self.follower:
             self.run_dir = self.out
         elif self.replacing:
             self.run_dir = staging_directory(self.out)
@@ -111,7 +118,7 @@ class RunWorkspace:
 
     def finish(self) -> None:
         """The run is complete (or deliberately stopped with a checkpoint): publish it."""
-        if self.replacing and self.run_dir is not None:
+        if self.replacing and self.run_dir is not None and not self.follower:
             replace_directory(self.run_dir, self.out)
         self.done = True
 
@@ -120,7 +127,7 @@ class RunWorkspace:
         if self.lock is not None:
             os.close(self.lock)
             self.lock = None
-        if self.done or self.run_dir is None:
+        if self.done or self.run_dir is None or self.follower:
             return
         if self.replacing:
             shutil.rmtree(self.run_dir, ignore_errors=True)
