@@ -74,19 +74,22 @@ def test_a_simulator_predicted_over_the_cap_is_not_run():
     assert generator.predicted_over_cap(None, 8, max_step_s=0.0) == {}
 
 
-def tiny_fit_args(corpus_dir: Path) -> list[str]:
+def tiny_fit_args(corpus_dir: Path, seq_len: int | None = 32) -> list[str]:
+    """Flags for a seconds-long fit; ``seq_len=None`` leaves the block length to the suite's --shapes."""
     return ["--eval-data", str(corpus_dir / "heldout.txt"), "--rank", "4", "--n-mlp", "64", "--depth", "2",
-            "--seq-len", "32", "--eval-tokens", "256", "--eval-seq-len", "64", "--eval-stride", "32"]
+            *(["--seq-len", str(seq_len)] if seq_len else []), "--eval-tokens", "256", "--eval-seq-len", "64", "--eval-stride", "32"]
 
 
-def test_train_suite_times_each_method_on_the_same_batch(tmp_path, tiny_gpt2_dir, corpus_dir):
+def test_train_suite_times_each_method_and_the_bare_peft_loop_on_the_same_batch(tmp_path, tiny_gpt2_dir, corpus_dir):
     payload = train.run(tmp_path, str(tiny_gpt2_dir), str(corpus_dir / "train"), steps=2, rounds=1, threads=1,
-                        device="cpu", fit_args=tiny_fit_args(corpus_dir), methods=["lora", "qtha"])
-    results = payload["results"]
-    assert set(results) == {"lora", "qtha"} and results["qtha"]["trainable"] != results["lora"]["trainable"]
-    assert len({r["tokens_per_step"] for r in results.values()}) == 1
-    assert all(r["seconds_per_step"] > 0 and r["peak_rss_mb"] > 0 for r in results.values())
-    assert "device cpu" in (tmp_path / "train.md").read_text()  # passed to every fit and recorded
+                        device="cpu", fit_args=tiny_fit_args(corpus_dir, seq_len=None), methods=["lora", "qtha"], shapes=["2x16", "4x32"])
+    for shape, tokens in (("2x16", 32), ("4x32", 128)):
+        results = payload["results"][shape]
+        assert set(results) == {"lora", "qtha", "peft-loop"} and results["qtha"]["trainable"] != results["lora"]["trainable"]
+        assert {r["tokens_per_step"] for r in results.values()} == {tokens}
+        assert all(r["peak_gpu_mb"] is None for r in results.values())  # no GPU: reported as absent, not 0
+    report = (tmp_path / "train.md").read_text()
+    assert "device cpu" in report and "batch 4 x 32 tokens" in report  # passed to every fit and recorded
 
 
 def test_quality_suite_fits_the_ablation_and_reuses_finished_runs(tmp_path, tiny_gpt2_dir, corpus_dir):

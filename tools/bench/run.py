@@ -45,7 +45,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--train-steps", type=int, default=10, help="train: optimizer steps per run")
     group.add_argument("--rounds", type=int, default=2, help="train: round-robin rounds over the methods")
     group.add_argument("--methods", nargs="+", default=list(train.METHODS), choices=list(train.METHODS),
-                       help="train: methods to time")
+                       help="train: methods to time (with lora, a bare PEFT loop is timed too)")
+    group.add_argument("--shapes", nargs="+", default=["4x128"], help="train: batch shapes BLOCKSxTOKENS, e.g. 4x128 16x512")
+    group.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="train: qcompress fit --precision")
     group.add_argument("--quality-steps", type=int, default=100, help="quality: optimizer steps per fit")
     group.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="quality: seeds per variant")
     group.add_argument("--variants", nargs="+", default=list(quality.VARIANTS), choices=list(quality.VARIANTS),
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
                           args.budget_s, args.threads)
         elif suite == "train":
             train.run(args.out, args.model, args.data, args.train_steps, args.rounds, args.threads, args.device,
-                      args.fit_args, args.methods)
+                      args.fit_args, args.methods, args.shapes, args.precision)
         elif suite == "deploy":
             deploy.run(args.out, args.model, args.new_tokens, args.deploy_repeats, args.threads, args.device, args.reuse)
         else:
