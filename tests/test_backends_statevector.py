@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from qcompress.backends.quimb_backend import STATEVECTOR_BELOW_QUBITS, QuimbBackend, QuimbCircuit
+from qcompress.backends.quimb_backend import STATEVECTOR_BELOW_QUBITS, ExactCircuit, QuimbBackend
 from qcompress.backends.statevector import StateVectorCircuit
 from qcompress.circuits import build_ansatz, init_weights
 from qcompress.circuits.base import Ansatz
@@ -42,8 +42,10 @@ def test_statevector_matches_cirq(n_qubits, depth, block_qubits):
 def test_default_backend_on_both_sides_of_the_threshold_matches_cirq(n_qubits):
     ansatz = build_ansatz("qpa", n_qubits=n_qubits, depth=2)
     compiled = QuimbBackend().compile(ansatz, torch.float64)
-    expected = StateVectorCircuit if n_qubits < STATEVECTOR_BELOW_QUBITS else QuimbCircuit
-    assert isinstance(compiled, expected)
+    if n_qubits < STATEVECTOR_BELOW_QUBITS:
+        assert isinstance(compiled, StateVectorCircuit)
+    else:  # the tensor network on the CPU
+        assert isinstance(compiled, ExactCircuit) and compiled.strategy_for(torch.device("cpu")) is compiled.network
     weights = init_weights(ansatz, seed=n_qubits, dtype=torch.float64).requires_grad_()
     probs = compiled.probabilities(weights)
     np.testing.assert_allclose(probs.detach().numpy(), cirq_probabilities(ansatz, weights.detach()), atol=1e-12)
@@ -113,6 +115,15 @@ def test_constants_are_non_persistent_buffers_and_nothing_is_made_on_the_cpu_in_
     compiled.to("meta")  # a CPU tensor made inside forward would meet meta ones and fail
     probs = compiled.probabilities(init_weights(ansatz, seed=0).to("meta"))
     assert probs.device.type == "meta" and probs.shape == (64,)
+
+
+def test_wide_circuits_run_the_state_vector_off_the_cpu():
+    """meta stands in for an accelerator: any device but the CPU gets the state vector, and nothing there is made on the CPU."""
+    ansatz = build_ansatz("qpa", n_qubits=STATEVECTOR_BELOW_QUBITS, depth=1)
+    compiled = QuimbBackend().compile(ansatz).to("meta")
+    assert compiled.strategy_for(torch.device("meta")) is compiled.statevector
+    probs = compiled.probabilities(init_weights(ansatz, seed=0).to("meta"))
+    assert probs.device.type == "meta" and probs.shape == (2**STATEVECTOR_BELOW_QUBITS,)
 
 
 def test_a_state_dict_saved_with_either_strategy_loads_into_the_other():

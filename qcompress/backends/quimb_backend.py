@@ -9,6 +9,9 @@ gate arrays from the angle tensor (one einsum per gate family, one kron + matmul
 and feeds the kept tree the raw torch arrays, bypassing quimb's per-call machinery; nothing in
 the hot path depends on the values. A real circuit (RY + CNOT) is detected and simulated in a
 real dtype.
+
+The backend itself compiles narrow circuits with the exact state-vector strategy of
+:mod:`~qcompress.backends.statevector` instead, which is faster there; see :class:`QuimbBackend`.
 """
 
 from __future__ import annotations
@@ -211,22 +214,49 @@ class QuimbCircuit(CompiledCircuit):
         return qtn.TensorNetwork([qtn.Tensor(a, inds=i) for a, i in zip(self.arrays(weights, data), inputs)])
 
 
-# Exact strategies, picked per width: below this many qubits the state vector (fewer, larger
-# whole-state steps) is faster; from it on the tensor network's tree, which folds the CNOT
-# ladders into the rotation blocks and so makes fewer passes over a state that no longer fits in
-# cache, is. Measured on the CPU, 1 thread, QPA L = 8 (forward+backward, tools/bench/run.py generator).
-STATEVECTOR_BELOW_QUBITS = 18
+# Exact strategies, picked per width and device. On the CPU, below this many qubits the state
+# vector (one GEMM per 4-qubit rotation block, one gather per CNOT ladder) is as fast or faster;
+# from it on the tensor network's tree, which folds each CNOT ladder into the rotation blocks and
+# so makes fewer passes over a state that no longer fits in cache, is (1.2-1.7x at N = 17-18).
+# Measured on the CPU, 1 thread, QPA L = 8, forward+backward: `tools/bench/run.py generator
+# --qubits 8 12 16 17 18 19 20`. On any other device the state vector runs at every width: there
+# a step is bound by kernel launches up to N ~ 20 and by memory bandwidth only beyond, and the
+# state vector issues fewer kernels (249 / 465 / 537 compute ops per step at N = 8 / 20 / 24,
+# against 345 / 639 / 763) in the same sequence as the plain-torch reference of tools/bench.
+STATEVECTOR_BELOW_QUBITS = 17
 STRATEGIES = ("auto", "network", "statevector")
 
 
+class ExactCircuit(CompiledCircuit):
+    """Both exact strategies of one ansatz; each call runs the one faster on the weights' device.
+
+    Deciding per call (a device type is known without a host sync) rather than at compile time
+    lets a generator compiled on the CPU and moved with ``.to("cuda")`` switch strategy with it.
+    """
+
+    def __init__(self, network: QuimbCircuit, statevector: StateVectorCircuit) -> None:
+        super().__init__()
+        self.n_qubits = network.n_qubits
+        self.network = network
+        self.statevector = statevector
+
+    def strategy_for(self, device: torch.device) -> CompiledCircuit:
+        """The tensor network on the CPU (this is only built at widths where it wins there), else the state vector."""
+        return self.network if device.type == "cpu" else self.statevector
+
+    def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
+        return self.strategy_for(weights.device).probabilities(weights, data)
+
+
 class QuimbBackend(Backend):
-    """Exact simulation with autograd, by the faster of two exact strategies for the circuit's width.
+    """Exact simulation with autograd, by the faster of two exact strategies for the width and device.
 
     ``strategy`` 'network' is the quimb tensor network (``fold_qubits`` bounds how large
     pre-contracted constant blocks may get), 'statevector' the state-vector simulator of
     :mod:`~qcompress.backends.statevector`, 'auto' (default) the state vector below
-    ``STATEVECTOR_BELOW_QUBITS`` qubits and the network from there on. Both are exact and built
-    from the same gate tensors, so the choice changes speed, not results beyond float rounding.
+    ``statevector_below`` qubits and, from there on, both: the network runs on the CPU, the state
+    vector on any other device. Both are exact and built from the same gate tensors, so the choice
+    changes speed, not results beyond float rounding.
     """
 
     name: ClassVar[str] = "quimb"
@@ -241,13 +271,11 @@ class QuimbBackend(Backend):
         self.strategy = strategy
         self.statevector_below = statevector_below
 
-    def strategy_for(self, n_qubits: int) -> str:
-        """'network' or 'statevector': the strategy this backend compiles an n-qubit circuit with."""
-        if self.strategy != "auto":
-            return self.strategy
-        return "statevector" if n_qubits < self.statevector_below else "network"
-
-    def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> QuimbCircuit | StateVectorCircuit:
-        if self.strategy_for(ansatz.n_qubits) == "statevector":
+    def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> QuimbCircuit | StateVectorCircuit | ExactCircuit:
+        wide = ansatz.n_qubits >= self.statevector_below
+        if self.strategy == "statevector" or (self.strategy == "auto" and not wide):
             return StateVectorCircuit(ansatz, dtype)
-        return QuimbCircuit(ansatz, dtype, self.fold_qubits, self.trees)
+        network = QuimbCircuit(ansatz, dtype, self.fold_qubits, self.trees)
+        if self.strategy == "network":
+            return network
+        return ExactCircuit(network, StateVectorCircuit(ansatz, dtype))

@@ -56,9 +56,13 @@ class Gather(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class Step:
-    """One whole-state operation; ``kind`` is 'block' (Kronecker block k, entry c), 'gate' (multi-qubit
-    symbolic gate: group g, position p), 'matrix' (constant multi-qubit matrix number c), 'gather'
-    (permutation number c, phased or not) or 'permute' (axes reordering, a copy)."""
+    """One whole-state operation, by ``kind``:
+
+    'block': a Kronecker block of ``first`` qubits, entry ``second`` of that size's stack;
+    'gate': a multi-qubit symbolic gate, group ``first``, position ``second``;
+    'matrix': constant multi-qubit matrix number ``first``; 'gather': composed permutation ``first``;
+    'permute': reorder the axes to ``axes`` (a copy, only where no rotation gets there for free).
+    """
 
     kind: str
     first: int = 0
@@ -92,7 +96,8 @@ class StateVectorPlan:
         self.layout = list(range(self.n))
         self.steps: list[Step] = []
         self.single_constants: list[np.ndarray] = [np.eye(2)]  # slot 0 of the constant pool: identity
-        self.pending: dict[int, tuple[str, int, int]] = {}  # qubit -> ('weights'|'const', group or -1, position)
+        # qubit -> ('sym', group, position in group) or ('const', -1, index into single_constants)
+        self.pending: dict[int, tuple[str, int, int]] = {}
         self.product_slots: list[tuple[str, int, int]] | None = None  # per qubit, the first layer's gates
         self.blocks: dict[int, list[list[tuple[str, int, int]]]] = {}  # block size -> per block its gate refs
         self.matrices: list[np.ndarray] = []
