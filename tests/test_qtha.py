@@ -1,9 +1,11 @@
-"""QTHA: circuit vs Cirq, batched vs per-token contraction, tensor trains vs dense, collapse parity, bad configs."""
+"""QTHA: circuit vs Cirq (alone and stacked), batched vs per-token contraction, sibling sharing, tensor trains vs
+dense, collapse parity, bad configs."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils.checkpoint import checkpoint
 
 from qcompress.backends.cirq_backend import CirqBackend
 from qcompress.backends.quimb_backend import QuimbBackend
@@ -32,6 +34,32 @@ def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
     assert torch.allclose(quimb, expected, atol=1e-10)
     assert torch.allclose(plain.double(), expected, atol=1e-5)
     assert expected.abs().max() > 1e-3  # a non-trivial state, not all <Z> = 0
+
+
+@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (3, 2), (8, 2), (9, 2)])  # 1, 1, 2 and 3 chunks
+def test_stacked_members_each_match_cirq_simulator(n_qubits, depth):
+    """Sibling layers' circuits run as one stacked computation (member axis): each member is its own circuit."""
+    ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)
+    weights = torch.stack([init_weights(ansatz, seed=seed) for seed in range(3)])
+    data = torch.randn(4, 3, n_qubits, generator=torch.Generator().manual_seed(n_qubits)) * 2
+    stacked = QthaStatevector(n_qubits, depth)(weights, data)
+    assert stacked.shape == (4, 3, n_qubits)
+    cirq = CirqBackend().compile(ansatz, torch.float64)
+    for member in range(3):
+        expected = cirq.expectation_z(weights[member].double(), data[:, member].double())
+        assert torch.allclose(stacked[:, member].double(), expected, atol=1e-5)
+    assert not torch.allclose(stacked[:, 0], stacked[:, 1], atol=1e-3)  # the members' gates differ
+
+
+def test_circuit_runs_on_the_weights_device_with_no_host_tensor_or_sync():
+    """Every constant is a buffer and nothing is read back: on the meta device (no data at all) forward and
+    backward go through, where a tensor built on the CPU would mismatch devices and .item() would raise."""
+    circuit = QthaStatevector(9, 2).to("meta")
+    weights = torch.zeros(2, circuit.n_weights, device="meta", requires_grad=True)
+    data = torch.zeros(5, 2, 9, device="meta", requires_grad=True)
+    out = checkpoint(circuit, weights, data, use_reentrant=False, preserve_rng_state=False)
+    out.sum().backward()
+    assert weights.grad.shape == weights.shape and data.grad.shape == data.shape
 
 
 @pytest.mark.parametrize("n_qubits,depth", [(1, 2), (2, 1), (5, 2), (8, 2), (9, 1)])  # empty / equal / unequal halves
@@ -63,13 +91,17 @@ def test_batched_contraction_equals_one_token_at_a_time():
     assert torch.allclose(plain(weights.float(), data.float()), torch.cat([plain(weights.float(), row[None].float()) for row in data]), atol=1e-6)
 
 
-def test_statevector_gradients_match_quimb():
-    ansatz = build_ansatz("qtha", n_qubits=3, depth=2)
+@pytest.mark.parametrize("n_qubits", [3, 5])  # one chunk; two chunks (the last applied from the right)
+def test_statevector_gradients_match_quimb(n_qubits):
+    """Gradients of two stacked members (weights and data) against the quimb reference run per member."""
+    ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=2)
+    reference = QuimbBackend().compile(ansatz).expectation_z
     grads = []
-    for simulate in (QthaStatevector(3, 2), QuimbBackend().compile(ansatz).expectation_z):
-        weights = init_weights(ansatz, seed=2).requires_grad_()
-        data = torch.linspace(-1, 1, 6).reshape(2, 3).requires_grad_()
-        (simulate(weights, data) * torch.arange(6.0).reshape(2, 3)).sum().backward()
+    for simulate in (QthaStatevector(n_qubits, 2),
+                     lambda w, d: torch.stack([reference(w[m], d[:, m]) for m in range(2)], 1)):
+        weights = torch.stack([init_weights(ansatz, seed=seed) for seed in (2, 3)]).requires_grad_()
+        data = torch.linspace(-1, 1, 4 * n_qubits).reshape(2, 2, n_qubits).requires_grad_()
+        (simulate(weights, data) * torch.arange(4.0 * n_qubits).reshape(2, 2, n_qubits)).sum().backward()
         grads.append((weights.grad, data.grad))
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5) and torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
 
@@ -179,14 +211,69 @@ def test_deployed_group_with_constant_gates_equals_each_trained_circuit():
     assert not any(name.startswith("gate_") for name, _ in group.named_parameters())
 
 
-def test_recomputed_circuit_gives_the_same_gradients(tiny_llama_dir, corpus_dir):
+def _unshared_forward(layer, x: torch.Tensor) -> torch.Tensor:
+    """The QTHA layer by its definition, one member alone and nothing recomputed: the reference for the stacked form."""
+    a = layer.mlp_a(layer.tt_a(x))
+    q = QthaStatevector(layer.rank, layer.angles.numel() // weights_per_layer(layer.rank))(layer.angles, a.reshape(-1, layer.rank))
+    return layer.base(x) + layer.tt_b(layer.mlp_b(layer.qw(q.reshape(a.shape)) + layer.cw(a))) * layer.scale
+
+
+def test_stacked_siblings_give_each_layers_outputs_and_gradients(tiny_llama_dir, corpus_dir):
+    """q_proj and v_proj share one stacked, recomputed-in-backward pass; outputs and every gradient equal each
+    layer computed alone by its definition."""
     adapted, _ = _attached(tiny_llama_dir, corpus_dir)
-    layer = next(iter(adapted.layers.values()))
-    a = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    direct = layer._circuit[0](layer.angles, a.reshape(-1, 3)).reshape(a.shape)
-    expected = torch.autograd.grad(direct.sum(), [layer.angles, a])
-    recomputed = torch.autograd.grad(layer.quantum(a).sum(), [layer.angles, a])
-    assert all(torch.allclose(e, r) for e, r in zip(expected, recomputed))
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for parameter in adapted.trainable_parameters():  # TT_B starts at zero: make every gradient non-trivial
+            parameter.add_(torch.randn(parameter.shape, generator=gen) * 0.3)
+    q_proj, v_proj = (adapted.layers[name] for name in list(adapted.layers)[:2])
+    assert q_proj._group[0] is v_proj._group[0] and len(q_proj._group[0].members) == 2
+    x = torch.randn(2, 5, q_proj.base.in_features, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    inputs = [x, *adapted.trainable_parameters()]
+    stacked = [layer(x) for layer in (q_proj, v_proj)]
+    alone = [_unshared_forward(layer, x) for layer in (q_proj, v_proj)]
+    for got, expected in zip(stacked, alone):
+        assert torch.allclose(got, expected, atol=1e-5)
+    weights = [torch.randn(out.shape, generator=gen) for out in stacked]
+    grad = lambda outs: torch.autograd.grad(sum((o * w).sum() for o, w in zip(outs, weights)), inputs, allow_unused=True)  # noqa: E731
+    for got, expected in zip(grad(stacked), grad(alone)):
+        assert (got is None) == (expected is None)
+        assert got is None or torch.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_siblings_share_one_pass_per_input_and_release_it(tiny_llama_dir, corpus_dir):
+    adapted, _ = _attached(tiny_llama_dir, corpus_dir)
+    q_proj, v_proj = (adapted.layers[name] for name in list(adapted.layers)[:2])
+    group, passes = q_proj._group[0], []
+    compute = group._compute
+    group._compute = lambda x: passes.append(x) or compute(x)
+    x = torch.randn(3, q_proj.base.in_features)
+    q_proj(x), v_proj(x)
+    assert len(passes) == 1 and group._shared is None  # one stacked pass, dropped once both members took theirs
+    q_proj(x), q_proj(x)
+    assert len(passes) == 3  # the same member twice: recomputed, never another call's result
+    v_proj(x.clone())
+    assert len(passes) == 4  # another tensor: recomputed
+    with torch.no_grad():
+        q_proj(x)
+    assert torch.is_grad_enabled() and v_proj(x).requires_grad  # not the no-grad pass's result
+
+
+def test_same_seed_gives_byte_identical_training(tiny_llama_dir, corpus_dir):
+    """Two attaches with the same config and seed, two optimizer steps each: identical bytes in every trained tensor."""
+    ids = torch.randint(0, 300, (2, 10), generator=torch.Generator().manual_seed(0))
+    states = []
+    for _ in range(2):
+        adapted, _ = _attached(tiny_llama_dir, corpus_dir)
+        optimizer = torch.optim.AdamW(adapted.trainable_parameters(), lr=1e-2)
+        for _ in range(2):
+            adapted.model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+        states.append(adapted.trainable_state())
+    assert states[0].keys() == states[1].keys()
+    assert all(states[0][k].numpy().tobytes() == states[1][k].numpy().tobytes() for k in states[0])
+    assert any(not torch.equal(v, states[0][k]) for k, v in _attached(tiny_llama_dir, corpus_dir)[0].trainable_state().items())
 
 
 def _exported_circuit(depth: int, path) -> tuple[list[str], CompiledQthaCircuit]:

@@ -10,6 +10,10 @@ the input, so collapse cannot merge it into a matrix: it folds every linear piec
 weight and returns the model with each target replaced by a
 :class:`~qcompress.export.qtha_module.QthaDeployed` (merged weight + readout), whose constant-gate
 circuit runs in a :class:`~qcompress.export.qtha_module.QthaGroup` shared with its siblings.
+
+Training stacks siblings the same way (:class:`SiblingBranches`): layers that read one input
+(``q_proj`` and ``v_proj`` of an attention block) compute their input maps and circuits in one
+pass, so a step launches a few large kernels per block instead of many tiny ones per layer.
 """
 
 from __future__ import annotations
@@ -45,9 +49,13 @@ def base_weight_bias(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor
 
 
 class QthaLayer(torch.nn.Module):
-    """A frozen base layer with the QTHA branch beside it (trainable: everything but ``base``)."""
+    """A frozen base layer with the QTHA branch beside it (trainable: everything but ``base``).
 
-    def __init__(self, base: torch.nn.Module, config: FitConfig, circuit, angles: torch.Tensor) -> None:
+    The branch up to the circuit (dropout, TT_A, MLP_A, the circuit) runs in the layer's
+    :class:`SiblingBranches`, stacked with the layers that read the same input; a layer on its
+    own is a group of one."""
+
+    def __init__(self, base: torch.nn.Module, config: FitConfig, circuit: torch.nn.Module, angles: torch.Tensor) -> None:
         super().__init__()
         qtha, rank = config.qtha, config.adapter.rank
         in_features, out_features = base_features(base)
@@ -61,22 +69,16 @@ class QthaLayer(torch.nn.Module):
         self.cw = torch.nn.Linear(rank, rank)
         self.mlp_b = torch.nn.Linear(rank, qtha.inner)
         self.tt_b = TTLinear(qtha.inner, out_features, qtha.cores, qtha.bond, zero_last=True)
-        self._circuit = (circuit,)  # shared by all layers; a tuple so it is not registered (no state)
+        # a tuple, so the group (which holds its members) is not registered as a submodule: no state
+        self._group = (SiblingBranches([self], circuit), 0)
 
-    def quantum(self, a: torch.Tensor) -> torch.Tensor:
-        """<Z> of the circuit for every token of ``a`` (..., r).
-
-        While training, the circuit's intermediates are recomputed in backward instead of kept:
-        about 20 state-sized arrays (tokens x 2^r) per circuit layer in every adapted layer came to
-        ~10 GB per step on SmolLM2 (512 tokens, 60 layers) and got the fit OOM-killed."""
-        flat = a.reshape(-1, self.rank)
-        if torch.is_grad_enabled():
-            return checkpoint(self._circuit[0], self.angles, flat, use_reentrant=False).reshape(a.shape)
-        return self._circuit[0](self.angles, flat).reshape(a.shape)
+    def join(self, group: SiblingBranches, index: int) -> None:
+        """Become member ``index`` of ``group``."""
+        self._group = (group, index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.mlp_a(self.tt_a(self.dropout(x)))
-        q = self.quantum(a)
+        group, index = self._group
+        a, q = group.branch(x, index)
         return self.base(x) + self.tt_b(self.mlp_b(self.qw(q) + self.cw(a))) * self.scale
 
     def folded(self) -> FoldedQtha:
@@ -97,9 +99,59 @@ class QthaLayer(torch.nn.Module):
                               self.angles.detach().float())
 
 
+class SiblingBranches:
+    """The QTHA branches of sibling layers (one input width, one parent) up to their circuits, computed together.
+
+    Why: run per layer, the branch is a few tiny matmuls and a circuit of thousands of small
+    kernels per step; siblings that read the same tensor (``q_proj``, ``v_proj``) can share one
+    input matmul (TT_A and MLP_A of every member, concatenated) and one stacked circuit (member
+    axis), which halves the kernels of an attention block and makes each larger. The first member
+    called computes every member's (a, <Z>) and the others take theirs from it; a member called
+    with another tensor, a second time, or in another grad mode recomputes, so sharing is an
+    optimisation, never an assumption about the architecture. The result is dropped once every
+    member has taken its part, so no step's graph outlives it."""
+
+    def __init__(self, members: list[QthaLayer], circuit: torch.nn.Module) -> None:
+        self.members, self.circuit = members, circuit
+        self._shared: tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor, set[int]] | None = None
+
+    def branch(self, x: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Member ``index``'s MLP_A output a and circuit output <Z> for input ``x``, both (..., r)."""
+        grad = torch.is_grad_enabled()
+        shared = self._shared
+        if shared is None or shared[0] is not x or shared[1] != grad or index in shared[4]:
+            shared = (x, grad, *self._compute(x), set())
+        shared[4].add(index)
+        self._shared = None if len(shared[4]) == len(self.members) else shared
+        shape = (*x.shape[:-1], -1)
+        return shared[2][:, index].reshape(shape), shared[3][:, index].reshape(shape)
+
+    def _compute(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, <Z>), each (tokens, M, r), of every member.
+
+        TT_A and MLP_A are both linear, so each member's input map is one (in, r) matrix and all
+        members' are one matmul (one per member when dropout draws a mask per member)."""
+        members = self.members
+        flat = x.reshape(-1, x.shape[-1])
+        maps = [member.tt_a.dense() @ member.mlp_a.weight.T for member in members]  # (in, r) each
+        biases = torch.stack([member.mlp_a.bias for member in members])  # (M, r)
+        if any(member.dropout.training and member.dropout.p > 0 for member in members):
+            a = torch.stack([member.dropout(flat) @ map_ for member, map_ in zip(members, maps)], 1) + biases
+        else:
+            a = (flat @ torch.cat(maps, 1)).unflatten(-1, (len(members), -1)) + biases
+        angles = torch.stack([member.angles for member in members])
+        if torch.is_grad_enabled():
+            # the circuit's intermediates are recomputed in backward instead of kept: about 20
+            # state-sized arrays (tokens x 2^r) per circuit layer in every adapted layer came to ~10 GB
+            # per step on SmolLM2 (512 tokens, 60 layers) and got the fit OOM-killed. It draws no
+            # random numbers, so the RNG state need not be saved for the recomputation.
+            return a, checkpoint(self.circuit, angles, a, use_reentrant=False, preserve_rng_state=False)
+        return a, self.circuit(angles, a)
+
+
 class QuimbExpectation(torch.nn.Module):
-    """The quimb reference of the per-token circuit, ``(weights, data) -> <Z>``, as a module so its
-    constants move with the model."""
+    """The quimb reference of the per-token circuit, ``(weights, data) -> <Z>`` with the statevector's
+    shapes (one circuit or M stacked), as a module so its constants move with the model."""
 
     def __init__(self, rank: int, depth: int) -> None:
         super().__init__()
@@ -108,7 +160,9 @@ class QuimbExpectation(torch.nn.Module):
         self.circuit = QuimbBackend().compile(build_qtha_ansatz(rank, depth))
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        return self.circuit.expectation_z(weights, data)
+        if weights.dim() == 1:
+            return self.circuit.expectation_z(weights, data)
+        return torch.stack([self.circuit.expectation_z(w, data[:, m]) for m, w in enumerate(weights)], 1)
 
 
 def make_circuit(rank: int, depth: int, simulator: str) -> torch.nn.Module:
@@ -125,6 +179,15 @@ def target_layers(model: PreTrainedModel, targets) -> list[tuple[str, torch.nn.M
         (name, module) for name, module in model.named_modules()
         if isinstance(module, (torch.nn.Linear, Conv1D)) and any(name == t or name.endswith("." + t) for t in names)
     ]
+
+
+def sibling_groups(layers: dict[str, QthaLayer]) -> list[list[QthaLayer]]:
+    """Adapted layers grouped by parent module and input width, in module order: the candidates to share
+    one input (as the deployed form groups them, :func:`~qcompress.export.qtha_module.deploy_groups`)."""
+    groups: dict[tuple[str, int], list[QthaLayer]] = {}
+    for name, layer in layers.items():
+        groups.setdefault((name.rpartition(".")[0], base_features(layer.base)[0]), []).append(layer)
+    return list(groups.values())
 
 
 def replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> None:
@@ -150,6 +213,10 @@ class QthaAdapted(AdaptedModel):
                 layer = QthaLayer(base, config, circuit, init_weights(self.ansatz, config.seed + index))
                 replace_module(model, name, layer)
                 self.layers[name] = layer
+        for members in sibling_groups(self.layers):
+            group = SiblingBranches(members, circuit)
+            for index, member in enumerate(members):
+                member.join(group, index)
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]

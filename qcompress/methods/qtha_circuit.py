@@ -1,12 +1,25 @@
-"""The QTHA circuit as a plain-torch state vector in real arithmetic: the form it is trained in.
+"""The QTHA circuit as a plain-torch state vector: the form it is trained in, M circuits at once.
 
 Why not the quimb backend in the training loop: the circuit is tiny (r qubits) but runs once per
 token in every adapted layer (512 tokens x 60 layers per step on SmolLM2), where a dense state of
 2^r amplitudes per token and a handful of batched matmuls per layer beat a tensor-network
 contraction. The quimb backend stays the checked reference (tests compare both, and both against
-``cirq.Simulator``). Everything is real: the amplitudes are kept as a (re, im) pair, the CRZ rings
-are diagonal phases (one precomputed (2^r, r) map from angles to phases per ring) and the RY walls
-are Kronecker products of real 2x2 matrices applied in chunks of at most ``CHUNK_QUBITS`` qubits.
+``cirq.Simulator``).
+
+Why this layout: per step the circuit runs once per token in every adapted layer, so its cost is
+the number and size of the kernels it launches (thousands of tiny ones per step was the first
+form's problem, worst on a GPU). Sibling layers' circuits (M members, e.g. ``q_proj`` and
+``v_proj``) run stacked, and the state of all tokens and members is one complex tensor
+(M, tokens, d_1, ..., d_k): the r qubits split into chunks of at most ``CHUNK_QUBITS``, chunk j
+of dimension d_j. A CRZ ring is a diagonal phase, one complex product with a precomputed
+exp(i*phi) (M, 1, d_1, ..., d_k). An RY wall is a Kronecker product of real chunk blocks and is
+applied on the real view (re/im interleaved last) as one matmul per chunk: the first chunks from
+the left, the last from the right with its block doubled to act on (amplitude, re/im) pairs, so a
+constant wall's last chunk is one (M, rows, 2d) @ (M, 2d, 2d) batched matmul and no chunk needs a
+transpose. Each layer's second RY wall is merged into the next layer's data encoding, and the
+first layer's encoding of |0...0> is a product state (the Kronecker weights themselves): per
+circuit layer that is 6 kernels for every member and token together. All constants are
+non-persistent buffers, so the module moves with the model and creates nothing on the host.
 The deployed model runs the same circuits with constant gates in another layout, built for
 ONNX Runtime's per-operation cost (:mod:`qcompress.export.qtha_compiled`), from :meth:`QthaStatevector.schedule`.
 """
@@ -15,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -41,19 +55,22 @@ def rotation_basis(n_qubits: int, transpose: bool) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def bit_selector(n_qubits: int) -> torch.Tensor:
-    """(2k, k * 2^k): maps the (cos, sin) pairs of k qubits to, per qubit, the factor every basis state S takes
-    (cos if the qubit's bit in S is 0, sin if 1); their product over the qubits is kron of the pairs."""
-    selector = torch.zeros(2 * n_qubits, n_qubits, 2**n_qubits, dtype=torch.float64)
-    for qubit in range(n_qubits):
-        for subset in range(2**n_qubits):
-            selector[2 * qubit + ((subset >> (n_qubits - 1 - qubit)) & 1), qubit, subset] = 1.0
-    return selector.reshape(2 * n_qubits, -1)
+def pair_basis(n_qubits: int) -> torch.Tensor:
+    """(2^k, 4^(k+1)): :func:`rotation_basis` (transposed) with each block Kronecker-multiplied by I_2.
+
+    Why: the state's real view keeps (re, im) interleaved as its last axis, so a wall's last
+    chunk, applied from the right, must act on (amplitude, re/im) pairs: with B^T (x) I_2 it is one
+    matmul on the (rows, 2d) view, with no transpose of the state."""
+    blocks = rotation_basis(n_qubits, transpose=True).reshape(2**n_qubits, 2**n_qubits, 2**n_qubits)
+    identity = torch.eye(2, dtype=torch.float64)
+    return torch.stack([torch.kron(block, identity).reshape(-1) for block in blocks])
 
 
 @dataclass(frozen=True)
 class GateSchedule:
-    """A circuit's trained angles in the order the state meets them (see :meth:`QthaStatevector.schedule`)."""
+    """A circuit's trained angles in the order the state meets them (see :meth:`QthaStatevector.schedule`).
+
+    Shapes are given for one circuit; a stack of M circuits has a leading member axis on each."""
 
     offsets: torch.Tensor  # (layers, r): added to the data angles of each layer's encoding wall
     forward_phases: torch.Tensor  # (layers, 2^r): phase per basis state of the i -> i+1 CRZ ring
@@ -70,7 +87,10 @@ def ring_phase_map(n_qubits: int, step: int) -> torch.Tensor:
 
 
 class QthaStatevector(torch.nn.Module):
-    """``forward(weights, data) -> <Z_i>``: weights in the ansatz's symbol order, data (tokens, r)."""
+    """``forward(weights, data) -> <Z_i>`` for one circuit or M stacked ones, weights in the ansatz's symbol order.
+
+    One circuit: weights (W,), data (tokens, r) -> (tokens, r). M circuits of the same shape
+    (sibling layers): weights (M, W), data (tokens, M, r) -> (tokens, M, r)."""
 
     def __init__(self, n_qubits: int, depth: int) -> None:
         super().__init__()
@@ -82,112 +102,126 @@ class QthaStatevector(torch.nn.Module):
         ends = list(itertools.accumulate(self.chunks))
         self.bounds = list(zip([0, *ends[:-1]], ends))
         self.sizes = tuple(2**size for size in self.chunks)
+        # a chunk j before the last multiplies the (prefix, d_j, suffix * re/im) view from the left
+        self.prefixes = [math.prod(self.sizes[:j]) for j in range(n_chunks)]
+        self.suffixes = [2 * math.prod(self.sizes[j + 1 :]) for j in range(n_chunks)]
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
-        self.register_buffer("signs", z_signs(n_qubits, torch.float32), persistent=False)
-        # state layout (tokens, chunk_1, re/im, chunk_2, ..., chunk_n): the first chunk's blocks multiply the
-        # (chunk_1, rest) view from the left, the last one's the (rest, chunk_n) view from the right
-        self.layout = (self.sizes[0], 2, *self.sizes[1:])
-        initial = torch.zeros(self.layout)
-        initial.view(-1)[0] = 1.0  # |0...0>, real
-        self.register_buffer("initial", initial, persistent=False)
-        self.register_buffer("swap_index", torch.tensor([1, 0]), persistent=False)
-        for index, size in enumerate(self.chunks):  # the last chunk multiplies from the right: its blocks transposed
-            basis = rotation_basis(size, transpose=index == n_chunks - 1 and n_chunks > 1)
-            self.register_buffer(f"rotation_basis_{index}", basis.float(), persistent=False)
-            self.register_buffer(f"bit_selector_{index}", bit_selector(size).float(), persistent=False)
+        # <Z_i> from the real view's squares: each sign twice, for re and im
+        self.register_buffer("signs", z_signs(n_qubits, torch.float32).repeat_interleave(2, 0), persistent=False)
+        for index, size in enumerate(self.chunks):
+            basis = pair_basis(size) if index == n_chunks - 1 else rotation_basis(size, transpose=False)
+            self.register_buffer(f"block_basis_{index}", basis.float(), persistent=False)
 
     def schedule(self, weights: torch.Tensor) -> GateSchedule:
         """The trained angles regrouped as the circuit applies them, each layer's second RY wall merged forward.
 
         RY(w) RY(a) = RY(w + a) on the same qubit, so a layer's second wall becomes the next layer's
         data offset (zero in the first layer) and per layer the state sees one per-token wall, a
-        phase, one constant wall and a phase; the last layer's second wall stays as the final wall."""
+        phase, one constant wall and a phase; the last layer's second wall stays as the final wall.
+        ``weights`` is (W,) or (M, W); every field gets the same leading axes."""
         rings = self.forward_ring.shape[1]
-        layers = weights.reshape(self.depth, -1)
-        second_wall = layers[:, -self.n_qubits :]
+        layers = weights.reshape(*weights.shape[:-1], self.depth, -1)
+        second_wall = layers[..., -self.n_qubits :]
         return GateSchedule(
-            offsets=torch.cat([torch.zeros_like(second_wall[:1]), second_wall[:-1]]),
-            forward_phases=layers[:, :rings] @ self.forward_ring.T.to(weights.dtype),
-            walls=layers[:, rings : rings + self.n_qubits],
-            backward_phases=layers[:, rings + self.n_qubits : -self.n_qubits] @ self.backward_ring.T.to(weights.dtype),
-            final_wall=second_wall[-1],
+            offsets=torch.cat([torch.zeros_like(second_wall[..., :1, :]), second_wall[..., :-1, :]], -2),
+            forward_phases=layers[..., :rings] @ self.forward_ring.T.to(weights.dtype),
+            walls=layers[..., rings : rings + self.n_qubits],
+            backward_phases=layers[..., rings + self.n_qubits : -self.n_qubits] @ self.backward_ring.T.to(weights.dtype),
+            final_wall=second_wall[..., -1, :],
         )
 
-    def prepare(self, weights: torch.Tensor) -> list[torch.Tensor]:
-        """The trained gates as arrays: the data offsets, per layer two ring phases and one wall, the last wall.
+    def prepare(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The trained gates of M circuits (weights (M, W)) as the state meets them, built in a few batched ops.
 
-        Training calls this every step (the gates depend on the trained angles)."""
+        Returns the data offsets (M, layers, r), the ring phases exp(i*phi) (2 rings, layers, M, 1,
+        d_1, ..., d_k) and per chunk the blocks of every constant wall, the final one last (layers + 1,
+        M, ...). Training calls this every step (the gates depend on the trained angles)."""
         plan = self.schedule(weights)
-        gates = [plan.offsets]
-        for forward, wall, backward in zip(plan.forward_phases, plan.walls, plan.backward_phases):
-            gates += self._phase(forward) + self._walls(wall) + self._phase(backward)
-        return gates + self._walls(plan.final_wall)
+        angles = torch.stack([plan.forward_phases, plan.backward_phases]).transpose(1, 2)  # (2, L, M, 2^r)
+        phases = torch.polar(torch.ones_like(angles), angles).reshape(*angles.shape[:3], 1, *self.sizes)
+        walls = torch.cat([plan.walls, plan.final_wall.unsqueeze(-2)], -2).transpose(0, 1)  # (L + 1, M, r)
+        return plan.offsets, phases, self._blocks(self._kron_weights(walls), per_token=False)
 
-    def _phase(self, phase: torch.Tensor) -> list[torch.Tensor]:
-        """Factors c = [cos, cos] and s = [-sin, sin] on the re/im axis: exp(i*phase) is ``state*c + swap(state)*s``."""
-        cos, sin = torch.cos(phase).reshape(self.sizes).unsqueeze(1), torch.sin(phase).reshape(self.sizes).unsqueeze(1)
-        return [torch.cat([cos, cos], 1), torch.cat([-sin, sin], 1)]
+    def _kron_weights(self, angles: torch.Tensor) -> list[torch.Tensor]:
+        """Per chunk, the Kronecker product of the (cos, sin) of its half angles, (..., d_j) from (..., r).
 
-    def _walls(self, angles: torch.Tensor, lead: tuple[int, ...] = ()) -> list[torch.Tensor]:
-        """Per chunk, the Kronecker block of an RY wall with ``angles`` (*lead, r), as (*lead, a, a).
-
-        w = kron of (cos, sin) of the chunk's half angles (one matmul with :func:`bit_selector` and a
-        product over the qubits), then one matmul with :func:`rotation_basis`; ``lead`` gives the
-        leading shape with -1 for the token axis."""
+        That is RY(angles) applied to |0...0> (the first layer's product state), and the weights of
+        the chunk's wall block in the basis of :func:`rotation_basis`. Built by outer products, not
+        a product reduction, whose backward checks its input for zeros on the host."""
         half = angles / 2
-        pairs = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (*lead, r, 2)
+        pairs = torch.stack([torch.cos(half), torch.sin(half)], -1)  # (..., r, 2)
+        weights = []
+        for lo, hi in self.bounds:
+            kron = pairs[..., lo, :]
+            for qubit in range(lo + 1, hi):
+                kron = (kron.unsqueeze(-1) * pairs[..., qubit, :].unsqueeze(-2)).flatten(-2)
+            weights.append(kron)
+        return weights
+
+    def _blocks(self, weights: list[torch.Tensor], per_token: bool) -> list[torch.Tensor]:
+        """Per chunk, the wall blocks for the Kronecker ``weights`` (*lead, d_j), shaped to broadcast in :meth:`_wall`.
+
+        Chunks before the last get (*lead, [tokens: 1 if constant], [prefix: 1 unless the first], d, d);
+        the last one (*lead, 2d, 2d), acting on (amplitude, re/im) pairs from the right."""
         blocks = []
-        for index, (lo, hi) in enumerate(self.bounds):
-            size = hi - lo
-            factors = pairs[..., lo:hi, :].reshape(*lead, 2 * size) @ getattr(self, f"bit_selector_{index}")
-            weights = factors.reshape(*lead, size, 2**size).prod(-2)  # kron of the (cos, sin) pairs
-            block = weights @ getattr(self, f"rotation_basis_{index}")
-            blocks.append(block.reshape(*lead, 2**size, 2**size))
+        for index, (kron, size) in enumerate(zip(weights, self.sizes)):
+            last = index == len(self.sizes) - 1
+            width = 2 * size if last else size
+            block = (kron @ getattr(self, f"block_basis_{index}")).unflatten(-1, (width, width))
+            if not last:
+                block = block if per_token else block.unsqueeze(-3)  # broadcast over the tokens
+                block = block if index == 0 else block.unsqueeze(-3)  # broadcast over the prefix chunks
+            blocks.append(block)
         return blocks
 
-    def _apply_wall(self, state: torch.Tensor, blocks: list[torch.Tensor], lead: tuple[int, ...]) -> torch.Tensor:
-        """Apply one Kronecker block per chunk to the (*lead, chunk_1, re/im, chunk_2, ...) state.
+    def _wall(self, state: torch.Tensor, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+        """An RY wall on the complex (M, tokens, d_1, ..., d_k) state: one real matmul per chunk, no transposes.
 
-        ``lead`` is the state's leading shape with -1 for the tokens; blocks are constants (*, a, a) or per token (*lead, a, a). The first chunk is a matmul from
-        the left on the (chunk_1, everything else) view, the last one from the right on the
-        (everything else, chunk_n) view (its block already transposed), a middle chunk (r > 8) an
-        einsum. Views of the same memory, no transposes."""
-        n, layout = len(self.sizes), self.layout
-        if n == 1:
-            return blocks[0] @ state
-        first, *middle, last = blocks
-        state = (first @ state.reshape(*lead, layout[0], math.prod(layout[1:]))).reshape(*lead, *layout)
-        legs = "abcdefgh"[:n]
-        pattern = legs[0] + "z" + legs[1:]  # z: the re/im axis
-        for axis, block in enumerate(middle, start=1):
-            out = pattern.replace(legs[axis], "y")
-            state = torch.einsum(f"...{pattern},...y{legs[axis]}->...{out}", state, block)
-        return (state.reshape(*lead, math.prod(layout[:-1]), layout[-1]) @ last).reshape(*lead, *layout)
+        A constant last block (M, 2d, 2d) multiplies all tokens' rows of a member at once; a
+        per-token one (M, tokens, 2d, 2d) each token's."""
+        members, tokens = state.shape[:2]
+        real = torch.view_as_real(state)
+        for index, block in enumerate(blocks[:-1]):
+            prefix = (self.prefixes[index],) if index else ()
+            real = block @ real.reshape(members, tokens, *prefix, self.sizes[index], self.suffixes[index])
+        last, width = blocks[-1], 2 * self.sizes[-1]
+        if last.dim() == 3:
+            real = real.reshape(members, -1, width) @ last
+        else:
+            real = real.reshape(members, tokens, -1, width) @ last
+        return torch.view_as_complex(real.reshape(members, tokens, *self.sizes, 2))
 
-    def _swap(self, state: torch.Tensor) -> torch.Tensor:
-        """(re, im) -> (im, re)."""
-        return state.index_select(-len(self.sizes), self.swap_index)
+    def run(self, gates: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]], data: torch.Tensor) -> torch.Tensor:
+        """<Z_i> (M, tokens, r) of M circuits with prepared ``gates`` and angles ``data`` (M, tokens, r).
 
-    def run(self, gates: list[torch.Tensor], data: torch.Tensor) -> torch.Tensor:
-        """<Z_i> (tokens, r) of the circuit with prepared ``gates`` and angles ``data`` (tokens, r).
-
-        The per-token encoding blocks of all layers are built in one go, the first wall broadcasts
-        |0...0> over the tokens, and a phase is ``state * c + swap(state) * s``."""
-        lead = (-1,)
-        state = self.initial.expand(data.shape[0], *self.layout)  # |0...0> for every token
-        angles = data.unsqueeze(-2) + gates[0]  # (tokens, layers, r)
-        encodings = self._walls(angles, (*lead, self.depth))  # per chunk (*lead, layers, a, a)
-        per_layer = 4 + len(self.chunks)
+        Every layer's encoding weights come from one batch of ops; the first layer's encoding of
+        |0...0> is their outer product (real until the first ring), later layers' are per-token
+        blocks. Per circuit layer: encoding wall, ring phase, constant wall, ring phase."""
+        offsets, phases, walls = gates
+        members, tokens = data.shape[:2]
+        angles = data.unsqueeze(0) + offsets.transpose(0, 1).unsqueeze(2)  # (L, M, tokens, r)
+        weights = self._kron_weights(angles)
+        state = weights[0][0]
+        for index, kron in enumerate(weights[1:], start=1):  # product state |0...0> after the first encoding
+            state = state.unsqueeze(-1) * kron[0].reshape(members, tokens, *([1] * index), self.sizes[index])
+        # per layer by unbind, not indexing: each indexed slice's backward would write a zero-filled
+        # gradient of the whole stack (quadratic in the depth), unbind's stacks them once
+        encodings = list(zip(*(block.unbind(0) for block in self._blocks([kron[1:] for kron in weights], per_token=True))))
+        constant_walls = list(zip(*(block.unbind(0) for block in walls)))
+        forward_phases, backward_phases = (ring.unbind(0) for ring in phases.unbind(0))
         for layer in range(self.depth):
-            cos1, sin1, *blocks, cos2, sin2 = gates[1 + layer * per_layer : 1 + (layer + 1) * per_layer]
-            state = self._apply_wall(state, [encoding.select(-3, layer) for encoding in encodings], lead)
-            state = state * cos1 + self._swap(state) * sin1
-            state = self._apply_wall(state, blocks, lead)
-            state = state * cos2 + self._swap(state) * sin2
-        state = self._apply_wall(state, gates[1 + self.depth * per_layer :], lead)
-        probabilities = state.square().sum(-len(self.sizes)).reshape(*lead, 2**self.n_qubits)
-        return probabilities @ self.signs
+            if layer:
+                state = self._wall(state, encodings[layer - 1])
+            state = state * forward_phases[layer]  # real * complex in the first layer
+            state = self._wall(state, constant_walls[layer])
+            state = state * backward_phases[layer]
+        state = self._wall(state, constant_walls[self.depth])
+        return torch.view_as_real(state).square().reshape(members, tokens, -1) @ self.signs
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
-        return self.run(self.prepare(weights), data)
+        single = weights.dim() == 1
+        if single:
+            weights, data = weights.unsqueeze(0), data.unsqueeze(1)
+        expectations = self.run(self.prepare(weights), data.transpose(0, 1)).transpose(0, 1)
+        return expectations.squeeze(1) if single else expectations
