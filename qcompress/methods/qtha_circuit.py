@@ -201,18 +201,19 @@ class QthaStatevector(torch.nn.Module):
         offsets, phases, walls = gates
         members, tokens = data.shape[:2]
         angles = data.unsqueeze(0) + offsets.transpose(0, 1).unsqueeze(2)  # (L, M, tokens, r)
-        weights = self._kron_weights(angles)
-        state = weights[0][0]
-        for index, kron in enumerate(weights[1:], start=1):  # product state |0...0> after the first encoding
-            state = state.unsqueeze(-1) * kron[0].reshape(members, tokens, *([1] * index), self.sizes[index])
         # per layer by unbind, not indexing: each indexed slice's backward would write a zero-filled
-        # gradient of the whole stack (quadratic in the depth), unbind's stacks them once
-        encodings = list(zip(*(block.unbind(0) for block in self._blocks([kron[1:] for kron in weights], per_token=True))))
+        # gradient of the whole stack (quadratic in the depth), unbind's stacks them once. The
+        # per-token blocks are built layer by layer, right before use: all at once they are ~20x the
+        # state, written and (in backward) stacked again in memory instead of cache
+        per_layer = list(zip(*(kron.unbind(0) for kron in self._kron_weights(angles))))
+        state = per_layer[0][0]
+        for index, kron in enumerate(per_layer[0][1:], start=1):  # product state |0...0> after the first encoding
+            state = state.unsqueeze(-1) * kron.reshape(members, tokens, *([1] * index), self.sizes[index])
         constant_walls = list(zip(*(block.unbind(0) for block in walls)))
         forward_phases, backward_phases = (ring.unbind(0) for ring in phases.unbind(0))
         for layer in range(self.depth):
             if layer:
-                state = self._wall(state, encodings[layer - 1])
+                state = self._wall(state, self._blocks(list(per_layer[layer]), per_token=True))
             state = state * forward_phases[layer]  # real * complex in the first layer
             state = self._wall(state, constant_walls[layer])
             state = state * backward_phases[layer]
