@@ -141,3 +141,20 @@ def test_a_state_dict_saved_with_either_strategy_loads_into_the_other():
 def test_unknown_strategy_is_refused():
     with pytest.raises(InputError, match="unknown strategy 'fast'"):
         QuimbBackend(strategy="fast")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("n_qubits", [8, STATEVECTOR_BELOW_QUBITS])
+def test_on_cuda_the_default_backend_agrees_with_the_cpu(n_qubits):
+    ansatz = build_ansatz("qpa", n_qubits=n_qubits, depth=3)
+    compiled = QuimbBackend().compile(ansatz)
+    results = []
+    for device in ("cpu", "cuda"):
+        compiled.to(device)
+        weights = init_weights(ansatz, seed=2).to(device).requires_grad_()
+        probs = compiled.probabilities(weights)
+        (probs * torch.linspace(-1, 1, 2**n_qubits, device=device)).sum().backward()
+        assert probs.device.type == device
+        results.append((probs.detach().cpu(), weights.grad.cpu()))
+    torch.testing.assert_close(results[1][0], results[0][0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(results[1][1], results[0][1], atol=1e-4, rtol=1e-4)
