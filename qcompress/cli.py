@@ -67,6 +67,17 @@ FILESYSTEM_EXIT = 2
 
 # Loggers that report on optional parts of our dependencies we do not use.
 FOREIGN_LOGGERS = ("torch.onnx._internal.exporter._registration",)  # "torchvision is not installed. Skipping ..."
+# Log lines of one message only: transformers names no loss for GPT-2-style classes and says so on every fit.
+FOREIGN_LOG_MESSAGES = (("transformers.modeling_utils", "was set in the config but it is unrecognized"),)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def _quiet_foreign_warnings() -> None:
@@ -74,6 +85,8 @@ def _quiet_foreign_warnings() -> None:
         warnings.filterwarnings("ignore", message=message, category=category)
     for name in FOREIGN_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+    for name, text in FOREIGN_LOG_MESSAGES:
+        logging.getLogger(name).addFilter(_DropMessage(text))
 
 
 def _interrupt_on_sigterm() -> None:

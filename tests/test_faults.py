@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from fit_helpers import tiny_config
+from fit_helpers import tiny_cli_flags, tiny_config
 from fs_helpers import error_line, leftovers, snapshot
 from qcompress.training.fit import fit
 
@@ -285,3 +285,39 @@ def test_a_manifest_listing_too_little_or_outside_the_artifact_is_refused(run_cl
         result = run_cli(*command)
         assert result.exit_code == 2 and message in error_line(result.stderr), (command, result.stderr)
     assert snapshot(copy) == before
+
+
+def test_a_gpt2_fit_and_eval_print_no_foreign_log_lines(tiny_gpt2_dir, corpus_dir, tmp_path):
+    """transformers logs "`loss_type=None` was set in the config but it is unrecognized" on every
+    fit of a GPT-2-style class: not the user's business, and hidden (its other messages are not)."""
+    run = tmp_path / "run"
+    fitted = CliProcess(tmp_path, "fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--method", "lora", "--out", run)
+    assert fitted.wait() == 0, fitted.stderr
+    evaluated = CliProcess(tmp_path, "eval", run)
+    assert evaluated.wait() == 0, evaluated.stderr
+    for stderr in (fitted.stderr, evaluated.stderr):
+        _no_foreign_warnings(stderr)
+        assert "[transformers]" not in stderr and "was set in the config" not in stderr, stderr
+
+
+def test_resume_of_a_complete_run_that_lost_its_trained_state_rewrites_it(run_cli, finished_run, tmp_path):
+    """The advice "re-run qcompress fit (or --resume it)" for a missing state file must work."""
+    run = Path(shutil.copytree(finished_run, tmp_path / "run"))
+    kept = (run / "generator.safetensors").read_bytes()
+    (run / "generator.safetensors").unlink()
+    assert run_cli("verify", run).exit_code == 2
+    resumed = run_cli("fit", "--resume", "--out", run)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (run / "generator.safetensors").read_bytes() == kept
+    assert run_cli("verify", run).exit_code == 0
+
+
+def test_a_resume_interrupted_while_loading_says_the_run_is_intact(finished_run):
+    from qcompress.training.workspace import RunWorkspace
+
+    workspace = RunWorkspace.open(finished_run, resume=True, force=False)
+    try:
+        message = workspace.interrupted_message()
+    finally:
+        workspace.close()
+    assert message == f"interrupted before the first step; nothing was written and {finished_run} is as it was: --resume continues it"

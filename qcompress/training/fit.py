@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 from transformers import get_scheduler
@@ -28,7 +30,7 @@ from qcompress.training.distributed import Processes
 from qcompress.training.evaluate import perplexity
 from qcompress.training.plots import plot_curves
 from qcompress.training.precision import Precision
-from qcompress.training.run_dir import HEADER, METRICS, check_identity, read_header, save_tensors, write_header
+from qcompress.training.run_dir import HEADER, METRICS, check_identity, load_tensors, read_header, save_tensors, write_header
 from qcompress.training.step import TrainStep, to_device
 from qcompress.training.workspace import RunWorkspace
 
@@ -83,6 +85,10 @@ def _finished_summary(out: Path, config: FitConfig, run_sha256: str) -> dict | N
     (or its summary report no longer parses, in which case the last evaluation is simply redone)."""
     checkpoint = load_checkpoint(out, run_sha256)
     if checkpoint is None or checkpoint.step < config.steps:
+        return None
+    try:  # a complete run whose trained state was lost is finished again (rewritten from the checkpoint)
+        load_tensors(out / get_method(config.method).state_file)
+    except InputError:
         return None
     try:
         summary = json.loads((out / SUMMARY).read_text(encoding="utf-8"))
@@ -191,7 +197,10 @@ def _fit(
         return FitResult(out, finished)
     if config.threads:
         torch.set_num_threads(config.threads)
+    # every generator a checkpoint records is seeded, so two identical runs write identical checkpoints
     torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    np.random.seed(config.seed)
 
     method = get_method(config.method)
     if config.lr is None:  # record the rate actually used, so the run never depends on a later default

@@ -146,7 +146,7 @@ class RunWorkspace:
     def _kept(self) -> str:
         """What the user still has after a failure, as the tail of a sentence."""
         if self.run_dir is None:
-            return "nothing was written"
+            return f"nothing was written and {self.out} is as it was" if self.resume else "nothing was written"
         if self.replacing:
             return f"the new run was discarded and {self.out} still holds the previous one"
         if self.last_checkpoint is not None:
@@ -155,7 +155,7 @@ class RunWorkspace:
 
     def interrupted_message(self) -> str:
         where = f"at step {self.step}" if self.step else "before the first step"
-        resumable = self.run_dir is not None and not self.replacing and (self.resume or self.last_checkpoint is not None)
+        resumable = self.resume or (self.run_dir is not None and not self.replacing and self.last_checkpoint is not None)
         then = "--resume continues it" if resumable else "run the same command again to start over"
         return f"interrupted {where}; {self._kept()}: {then}"
 
