@@ -84,3 +84,16 @@ def test_gradient_checkpointing_trains_the_same_run(tiny_llama_dir, corpus_dir, 
     plain_losses = [row["loss"] for row in map(json.loads, (tmp_path / "plain" / "metrics.jsonl").read_text().splitlines()) if "loss" in row]
     gc_losses = [row["loss"] for row in map(json.loads, (tmp_path / "gc" / "metrics.jsonl").read_text().splitlines()) if "loss" in row]
     assert gc_losses == pytest.approx(plain_losses, rel=1e-5)
+
+
+def test_qtha_circuit_runs_in_float32_inside_a_bf16_forward(tiny_llama_dir, corpus_dir):
+    config = tiny_config(tiny_llama_dir, corpus_dir, method="qtha")
+    adapted = get_method("qtha").attach(load_model(str(tiny_llama_dir)).model, config)
+    seen = []
+    adapted.model.qtha_circuit.register_forward_hook(lambda module, args, out: seen.append((args[1].dtype, out.dtype)))
+    precision = Precision("bf16", CPU)
+    precision.prepare(adapted.model, adapted.trainable_parameters())
+    with precision.autocast():
+        adapted.model(input_ids=torch.zeros(1, 8, dtype=torch.long)).logits.float().sum().backward()
+    assert seen and set(seen) == {(torch.float32, torch.float32)}
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in adapted.trainable_parameters())

@@ -31,6 +31,7 @@ from qcompress.methods.base import AdaptedModel, Method
 from qcompress.methods.qtha_circuit import QthaStatevector
 from qcompress.methods.tensor_train import TTLinear
 from qcompress.models import resolve_target_modules
+from qcompress.numerics import full_precision
 from qcompress.training.config import FitConfig
 
 
@@ -140,13 +141,17 @@ class SiblingBranches:
         else:
             a = (flat @ torch.cat(maps, 1)).unflatten(-1, (len(members), -1)) + biases
         angles = torch.stack([member.angles for member in members])
+        with full_precision(x.device):  # the circuit in float32 whatever --precision (qcompress.numerics)
+            return a, self._circuit(angles, a.float())
+
+    def _circuit(self, angles: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             # the circuit's intermediates are recomputed in backward instead of kept: about 20
             # state-sized arrays (tokens x 2^r) per circuit layer in every adapted layer came to ~10 GB
             # per step on SmolLM2 (512 tokens, 60 layers) and got the fit OOM-killed. It draws no
             # random numbers, so the RNG state need not be saved for the recomputation.
-            return a, checkpoint(self.circuit, angles, a, use_reentrant=False, preserve_rng_state=False)
-        return a, self.circuit(angles, a)
+            return checkpoint(self.circuit, angles, a, use_reentrant=False, preserve_rng_state=False)
+        return self.circuit(angles, a)
 
 
 class QuimbExpectation(torch.nn.Module):
