@@ -3,8 +3,9 @@
 Why a second form of the circuit the model was trained with: generating one token runs every
 adapted layer's circuit once, and ONNX Runtime's cost for such tiny tensors is per operation
 (1-4 us each inside a large model), not per number. The training form (:class:`~qcompress.methods.
-qtha_circuit.QthaStatevector`) spends ~22 operations per circuit layer, half of them reshapes
-between views of its chunked state; this form spends 8 and no more arithmetic.
+qtha_circuit.QthaStatevector`) works on complex states with autograd and recomputation in mind (8
+kernels per circuit layer, but complex tensors, which ONNX lacks); this form spends 8 real ONNX
+operations per layer and no more arithmetic.
 
 Layout: the 2^r amplitudes of a token as (re/im, tokens, members, c1, c2): rows index the first
 h = r - r//2 qubits, columns the other r//2. An RY wall A (x) B on the two halves is
