@@ -7,7 +7,7 @@ import json
 import typer
 
 from qcompress.commands.generate_cmd import NO_VERIFY_HELP
-from qcompress.config import MAX_SEED
+from qcompress.commands.options import ignore_model_mismatch_option, noise_option, sampler_option, sampling_seed_option, shots_option
 
 
 def register(app: typer.Typer) -> None:
@@ -23,12 +23,12 @@ def register(app: typer.Typer) -> None:
             None, min=1, help="Window advance (default: half the window); tokens get at least seq_len - stride of context."
         ),
         max_tokens: int = typer.Option(8192, min=2, help="Score the first this-many held-out tokens."),
-        shots: int = typer.Option(None, "--shots", min=1, help="QPA run: collapse from K measured shots instead of exact probabilities."),
-        noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
-        backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
-        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the shot sampling."),
+        shots: int = shots_option("score the weights collapsed"),
+        noise: str = noise_option(),
+        backend: str = sampler_option(),
+        seed: int = sampling_seed_option(),
         no_verify: bool = typer.Option(False, "--no-verify", help=NO_VERIFY_HELP),
-        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Run: score it on a base model whose weights differ from the one it was trained on."),
+        ignore_model_mismatch: bool = ignore_model_mismatch_option("Run: score it"),
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Token-weighted sliding-window perplexity on held-out text (same definition as qcompress fit)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from qcompress.config import MAX_SEED
+from qcompress.commands.options import ignore_model_mismatch_option, noise_option, sampler_option, sampling_seed_option, shots_option
 
 
 def _summary(out: Path, manifest: dict) -> dict:
@@ -34,11 +34,11 @@ def register(app: typer.Typer) -> None:
         atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset version."),
         force: bool = typer.Option(False, "--force", help="Replace the artifact in --out (only a qcompress artifact, and only once the new one is complete)."),
-        shots: int = typer.Option(None, "--shots", min=1, help="QPA run: build the weights from K measured shots (as hardware would), recorded in the manifest."),
-        noise: str = typer.Option(None, "--noise", help="QPA run: depolarizing:p after every gate (density matrix, <= 12 qubits)."),
-        backend: str = typer.Option("sampled", "--backend", help="Sampler backend for --shots (plugins add more, e.g. qsim)."),
-        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the shot sampling."),
-        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="Export a run onto a base model whose weights differ from the one it was trained on."),
+        shots: int = shots_option("build the weights (as hardware would; recorded in the manifest)"),
+        noise: str = noise_option(),
+        backend: str = sampler_option(),
+        seed: int = sampling_seed_option(),
+        ignore_model_mismatch: bool = ignore_model_mismatch_option("Export a run"),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
     ) -> None:
         """Export a trained run (adapters collapsed into dense weights) or a base model for deployment."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from qcompress.commands.options import ignore_model_mismatch_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("fit")
@@ -47,7 +49,7 @@ def register(app: typer.Typer) -> None:
         gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: less memory, ~30% more time (default off)."),
         resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (from step 0 if it has none)."),
         force: bool = typer.Option(False, "--force", help="Replace the run in --out (only a qcompress run, and only once the new one is complete)."),
-        ignore_model_mismatch: bool = typer.Option(False, "--ignore-model-mismatch", help="With --resume: accept a base model whose weights differ from the run's."),
+        ignore_model_mismatch: bool = ignore_model_mismatch_option("With --resume: train"),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
     ) -> None:
         """Fine-tune a causal LM with a classical, QPA-generated or QTHA adapter; writes RUN_DIR (config, trained state, metrics, plot).

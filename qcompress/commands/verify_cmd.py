@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check every file a later command reads: an artifact's against manifest.json, a run's header, state and checkpoint."""
         from qcompress.errors import InputError
-        from qcompress.training.eval_target import target_kind
+        from qcompress.targets import target_kind
 
         kind = target_kind(str(target))
         if kind == "artifact":

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer
 from qcompress.errors import InputError
 from qcompress.integrity import verify_directory
 from qcompress.runtime.context import context_length
+from qcompress.targets import target_kind
 
 GRAPH = "model.onnx"
 TOKENIZER = "tokenizer.json"
@@ -39,7 +40,7 @@ def find_onnx_dir(artifact: Path) -> Path:
             return candidate
     if not artifact.exists():
         raise InputError(f"artifact {artifact} not found: give the --out directory of a qcompress export")
-    if (artifact / "qcompress.json").is_file():
+    if target_kind(artifact) == "run":
         raise InputError(f"{artifact} is a training run, not an artifact: export it first (qcompress export {artifact} --out ARTIFACT)")
     raise InputError(f"no onnx/{GRAPH} under {artifact}: give the --out directory of a qcompress export (made with the onnx format)")
 

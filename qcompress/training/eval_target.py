@@ -13,25 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from qcompress.training.run_dir import HEADER
+from qcompress.targets import target_kind
 
 if TYPE_CHECKING:
     import torch
 
     from qcompress.backends.sampled import SamplerBackend
     from qcompress.data import Corpus
-
-ARTIFACT_MANIFEST = "manifest.json"
-
-
-def target_kind(target: str) -> str:
-    path = Path(target)
-    if (path / HEADER).is_file():
-        return "run"
-    if (path / ARTIFACT_MANIFEST).is_file():
-        return "artifact"
-    return "model"
-
 
 @dataclass
 class Scorable:

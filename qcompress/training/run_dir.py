@@ -25,10 +25,11 @@ from qcompress.config import validated
 from qcompress.console import note
 from qcompress.errors import InputError
 from qcompress.methods import AdaptedModel, get_method
+from qcompress.targets import RUN_HEADER
 from qcompress.training.config import FitConfig, config_sha256
 from qcompress.versions import library_versions
 
-HEADER = "qcompress.json"
+HEADER = RUN_HEADER
 METRICS = "metrics.jsonl"
 FORMAT_VERSION = 1
 PACKAGES = ("qcompress", "torch", "transformers", "peft", "quimb", "cotengra", "cirq-core", "safetensors")
