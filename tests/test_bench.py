@@ -30,7 +30,7 @@ def test_interleaved_medians_gives_each_step_its_own_repeats():
 
     medians = common.interleaved_medians({"fast": count("fast"), "slow": count("slow")}, {"fast": 5, "slow": 2}, warmup=1)
     assert calls == {"fast": 6, "slow": 3}
-    assert set(medians) == {"fast", "slow"} and all(ms >= 0 for ms in medians.values())
+    assert set(medians) == {"fast", "slow"}
 
 
 def test_gate_sequence_is_the_qpa_circuit_and_refuses_other_gates():

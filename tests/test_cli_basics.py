@@ -1,5 +1,7 @@
 """The CLI's global behaviour: version, help, and the one registry."""
 
+import re
+
 import pytest
 
 from qcompress import __version__, registry
@@ -12,10 +14,11 @@ def test_version(run_cli):
     assert __version__ in result.stdout
 
 
-def test_help_lists_commands(run_cli):
+def test_help_lists_every_command_with_its_summary(run_cli):
     result = run_cli("--help")
     assert result.exit_code == 0
-    assert "inspect" in result.stdout
+    listed = set(re.findall(r"^│ (\w+) {2,}\S", result.stdout, flags=re.MULTILINE))
+    assert listed == {"eval", "export", "fit", "generate", "inspect", "prepare", "verify"}, result.stdout
 
 
 def test_registry_lists_builtins_through_entry_points():

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from fit_helpers import tiny_cli_flags, tiny_config
 from qcompress.errors import CheckFailed, InputError
 from qcompress.training.config import config_sha256
-from qcompress.training.device import resolve_device
 from qcompress.training.fit import fit
 
 
@@ -20,7 +20,8 @@ def test_fit_lowers_heldout_perplexity_and_writes_the_run(tiny_model_dir, corpus
     result = fit(config, tmp_path / "run")
     summary = result.summary
     assert summary["eval_perplexity"] < summary["initial_eval_perplexity"]
-    assert summary["device"] == str(resolve_device("auto"))  # a GPU when present, else the CPU
+    # --device auto: the GPU when one is present, else the CPU (stated here, not asked of the code under test)
+    assert summary["device"].startswith("cuda") if torch.cuda.is_available() else summary["device"] in ("cpu", "mps")
     run = tmp_path / "run"
     state_file = "generator.safetensors" if method == "qpa-lora" else "adapter.safetensors"
     for name in ("qcompress.json", state_file, "metrics.jsonl", "curves.png", "summary.json", "checkpoint/state.json"):
