@@ -13,6 +13,7 @@ from typing import ClassVar
 import torch
 
 from qcompress.circuits.base import Ansatz
+from qcompress.errors import InputError
 
 
 class CompiledCircuit(torch.nn.Module, ABC):
@@ -45,6 +46,17 @@ class Backend(ABC):
     @abstractmethod
     def compile(self, ansatz: Ansatz, dtype: torch.dtype = torch.float32) -> CompiledCircuit:
         """Do the per-structure work once; ``dtype`` is the real precision of the returned probabilities."""
+
+
+def check_inputs(weights: torch.Tensor, data: torch.Tensor | None, n_weights: int, n_data: int) -> None:
+    """The angle vector and the per-sample data a compiled circuit was built for, or a one-line error."""
+    if weights.shape != (n_weights,):
+        raise InputError(f"weights must have shape ({n_weights},), got {tuple(weights.shape)}")
+    if n_data and (data is None or data.ndim != 2 or data.shape[1] != n_data):
+        got = None if data is None else tuple(data.shape)
+        raise InputError(f"this circuit has {n_data} data symbols; pass data of shape (batch, {n_data}), got {got}")
+    if not n_data and data is not None:
+        raise InputError("this circuit has no data symbols; call probabilities(weights) without data")
 
 
 def z_signs(n_qubits: int, dtype: torch.dtype, device: torch.device | str | None = None) -> torch.Tensor:

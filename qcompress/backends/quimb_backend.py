@@ -27,7 +27,7 @@ import quimb.tensor as qtn
 import torch
 
 from qcompress.backends.absorption import kron_all, plan_absorption
-from qcompress.backends.base import Backend, CompiledCircuit
+from qcompress.backends.base import Backend, CompiledCircuit, check_inputs
 from qcompress.backends.contraction_trees import BATCH_INDEX, TREE_CACHE, TreeCache
 from qcompress.backends.gate_tensors import GroupCollector, GroupEvaluator, SymbolicGroup
 from qcompress.backends.statevector import StateVectorCircuit
@@ -191,13 +191,7 @@ class QuimbCircuit(CompiledCircuit):
         return arrays
 
     def _check(self, weights: torch.Tensor, data: torch.Tensor | None) -> None:
-        if weights.shape != (self.n_weights,):
-            raise InputError(f"weights must have shape ({self.n_weights},), got {tuple(weights.shape)}")
-        if self.n_data and (data is None or data.ndim != 2 or data.shape[1] != self.n_data):
-            got = None if data is None else tuple(data.shape)
-            raise InputError(f"this circuit has {self.n_data} data symbols; pass data of shape (batch, {self.n_data}), got {got}")
-        if not self.n_data and data is not None:
-            raise InputError("this circuit has no data symbols; call probabilities(weights) without data")
+        check_inputs(weights, data, self.n_weights, self.n_data)
 
     def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         batch = None if data is None else data.shape[0]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from qcompress.backends.absorption import kron_all
-from qcompress.backends.base import CompiledCircuit
+from qcompress.backends.base import CompiledCircuit, check_inputs
 from qcompress.backends.gate_tensors import GroupCollector, GroupEvaluator
 from qcompress.circuits.base import Ansatz
 from qcompress.errors import InputError
@@ -293,13 +293,7 @@ class StateVectorCircuit(CompiledCircuit):
             self.register_buffer(f"phase_{c}", None if phase is None else as_torch(phase), persistent=False)
 
     def _check(self, weights: torch.Tensor, data: torch.Tensor | None) -> None:
-        if weights.shape != (self.n_weights,):
-            raise InputError(f"weights must have shape ({self.n_weights},), got {tuple(weights.shape)}")
-        if self.n_data and (data is None or data.ndim != 2 or data.shape[1] != self.n_data):
-            got = None if data is None else tuple(data.shape)
-            raise InputError(f"this circuit has {self.n_data} data symbols; pass data of shape (batch, {self.n_data}), got {got}")
-        if not self.n_data and data is not None:
-            raise InputError("this circuit has no data symbols; call probabilities(weights) without data")
+        check_inputs(weights, data, self.n_weights, self.n_data)
 
     def amplitudes(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, 2^N) amplitudes, batch 1 without data; qubit 0 most significant."""
