@@ -346,3 +346,18 @@ def is_conv1d_model(model: transformers.PreTrainedModel, targets: list[str] | st
     if len(kinds) > 1:
         raise InputError("--targets mixes Conv1D and nn.Linear layers; target layers of one kind only")
     return kinds == {True}
+
+
+def text_config(model: Any) -> Any:
+    """The language model's config (multimodal configs nest it)."""
+    config = model.config
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def cache_geometry(model: Any) -> tuple[int, int, int]:
+    """(layers, kv_heads, head_dim) of the model's attention cache."""
+    config = text_config(model)
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    return config.num_hidden_layers, kv_heads, head_dim

@@ -102,6 +102,32 @@ def test_untied_head_is_saved_when_it_diverged(tiny_llama_dir, tmp_path):
     assert not torch.equal(reloaded.get_output_embeddings().weight, reloaded.get_input_embeddings().weight)
 
 
+def test_collapse_contract_refuses_formats_and_writes_extra_files(tiny_gpt2_dir, tmp_path):
+    """What a method's collapse declares reaches the artifact: a refused format is skipped by default
+    (and named in the manifest), refused with its reason when asked for; extra files land in their
+    format's directory, are pinned by the manifest, and their info joins that format's entry."""
+    from qcompress.errors import CapabilityError
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.source import load_source
+    from qcompress.methods import Collapsed
+
+    def extra(model_dir: Path) -> dict:
+        (model_dir / "extra.txt").write_text("beside the weights", encoding="utf-8")
+        return {"extra_file": "extra.txt"}
+
+    loaded = load_source(str(tiny_gpt2_dir))
+    collapsed = Collapsed(loaded.model, unsupported_formats={"onnx": "no graph for this one"},
+                          extra_files={"safetensors": extra})
+    with pytest.raises(CapabilityError, match="cannot export format 'onnx': no graph for this one"):
+        export_artifact(collapsed, loaded.tokenizer, tmp_path / "refused", source={}, formats=["onnx"])
+    assert not (tmp_path / "refused").exists()
+    manifest = export_artifact(collapsed, loaded.tokenizer, tmp_path / "out", source={})
+    assert list(manifest["formats"]) == ["safetensors"] and not (tmp_path / "out" / "onnx").exists()
+    assert manifest["not_exported"] == {"onnx": "no graph for this one"}
+    assert manifest["formats"]["safetensors"]["extra_file"] == "extra.txt"
+    assert "model/extra.txt" in {entry["path"] for entry in manifest["files"]}
+
+
 def test_unknown_source_is_input_error(tmp_path, run_cli):
     result = run_cli("export", tmp_path / "no-such-model", "--out", tmp_path / "out")
     assert result.exit_code == 2

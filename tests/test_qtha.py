@@ -10,12 +10,12 @@ from torch.utils.checkpoint import checkpoint
 from qcompress.backends.cirq_backend import CirqBackend
 from qcompress.backends.quimb_backend import QuimbBackend
 from qcompress.circuits import build_ansatz, init_weights
-from qcompress.circuits.qtha_ansatz import MAX_QUBITS, weights_per_layer
 from qcompress.errors import InputError
 from qcompress.methods import get_method
-from qcompress.export.qtha_compiled import CompiledQthaCircuit
-from qcompress.export.qtha_module import FoldedQtha, deploy_groups
-from qcompress.methods.qtha_circuit import QthaStatevector
+from qcompress.methods.qtha.ansatz import MAX_QUBITS, weights_per_layer
+from qcompress.methods.qtha.circuit import QthaStatevector
+from qcompress.methods.qtha.compiled import CompiledQthaCircuit
+from qcompress.methods.qtha.deploy import FoldedQtha, deploy_groups
 from qcompress.methods.tensor_train import TTLinear, bond_dimensions, factorize
 from qcompress.models import load_model
 
@@ -151,8 +151,8 @@ def test_starts_at_the_base_model_and_collapses_with_parity(tiny_model_dir, corp
         trained = adapted.model(input_ids=ids).logits
         assert (trained - base(input_ids=ids).logits).abs().max() > 1e-3
         collapsed = adapted.collapse()
-        assert collapsed.qcompress_unsupported_formats["safetensors"]
-        assert (collapsed(input_ids=ids).logits - trained).abs().max() <= 1e-4
+        assert collapsed.unsupported_formats["safetensors"]
+        assert (collapsed.model(input_ids=ids).logits - trained).abs().max() <= 1e-4
 
 
 def test_counts_and_state_round_trip(tiny_gpt2_dir, corpus_dir):

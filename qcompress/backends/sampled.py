@@ -199,7 +199,8 @@ def _loads_a_sampler(name: str) -> bool:
 
 
 def collapse_measured(adapted: Any, method: str, backend: SamplerBackend) -> Any:
-    """Collapse an adapted model (an :class:`~qcompress.methods.AdaptedModel`) from measured probabilities."""
+    """Collapse an adapted model (an :class:`~qcompress.methods.AdaptedModel`) from measured probabilities;
+    returns its :class:`~qcompress.methods.Collapsed`."""
     if measure_generators(adapted.model, backend) == 0:
         raise InputError(f"--shots/--noise measure a circuit, but method {method!r} has none: use a run of a qpa-* method")
     return adapted.collapse()

@@ -11,7 +11,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qcompress import registry
 from qcompress.atomic import (
@@ -27,6 +27,10 @@ from qcompress.export.exporter import DEFAULT_PROMPTS, DTYPES, ExportOptions
 from qcompress.export.files import make_readable
 from qcompress.export.manifest import MANIFEST, build_manifest
 from qcompress.export.source import parameter_count
+from qcompress.methods.base import Collapsed
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DEFAULT_OPSET = MIN_OPSET = 18
 MAX_OPSET = 23
@@ -85,7 +89,7 @@ def check_out_dir(out_dir: Path, force: bool, source: Path | None = None) -> Non
 
 
 def export_artifact(
-    model: Any,
+    model: Collapsed | PreTrainedModel,
     tokenizer: Any,
     out_dir: Path,
     *,
@@ -99,12 +103,15 @@ def export_artifact(
     opset: int = DEFAULT_OPSET,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Export ``model`` in each format under ``out_dir`` and return the manifest written there."""
+    """Export ``model`` (a method's collapse, or a plain model) in each format under ``out_dir``;
+    returns the manifest written there."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
+    collapsed = model if isinstance(model, Collapsed) else Collapsed(model)
+    model = collapsed.model
     # A model can refuse formats that would silently lose part of it (a collapsed QTHA model keeps a
     # circuit plain transformers cannot load); the default then skips them, an explicit request fails.
-    refused: dict[str, str] = getattr(model, "qcompress_unsupported_formats", {})
+    refused = collapsed.unsupported_formats
     if formats is None:
         formats = [name for name in DEFAULT_FORMATS if name not in refused]
     for name in formats:
@@ -124,6 +131,9 @@ def export_artifact(
             if progress:
                 progress(f"exporting {exporter.name} -> {out_dir / exporter.directory}")
             infos[exporter.name] = exporter.export(model, tokenizer, target, options)
+            extra = collapsed.extra_files.get(exporter.name)
+            if extra is not None:  # e.g. prefix tuning's PEFT adapter beside the safetensors weights
+                infos[exporter.name].update(extra(target))
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
         if refused:
             manifest["not_exported"] = refused

@@ -17,6 +17,7 @@ import torch
 
 from qcompress.errors import CheckFailed
 from qcompress.export.exporter import ExportOptions
+from qcompress.models import text_config
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MAX_SHARD_SIZE = "2GB"
@@ -27,14 +28,13 @@ def untie_if_diverged(model: Any) -> bool:
 
     Returns whether the model is (still) tied, for the manifest.
     """
-    config = model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    if not getattr(text_config, "tie_word_embeddings", False):
+    config = text_config(model)
+    if not getattr(config, "tie_word_embeddings", False):
         return False
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
     if head is None or head.weight is embedding.weight or torch.equal(head.weight, embedding.weight):
         return True
-    text_config.tie_word_embeddings = False
+    config.tie_word_embeddings = False
     head.weight = torch.nn.Parameter(head.weight.detach().clone())
     return False
 
@@ -63,8 +63,4 @@ class SafetensorsExporter:
         saved.save_pretrained(out_dir, max_shard_size=MAX_SHARD_SIZE)
         tokenizer.save_pretrained(out_dir)
         _check_reload(saved, out_dir)
-        info = {"dtype": options.dtype, "tie_word_embeddings": tied}
-        prefix = getattr(model, "qcompress_prefix", None)
-        if prefix is not None:  # prefix tuning: base weights + a PEFT adapter that plain peft loads
-            info.update(prefix.save_as_peft_adapter(model, out_dir))
-        return info
+        return {"dtype": options.dtype, "tie_word_embeddings": tied}

@@ -12,19 +12,7 @@ from typing import Any
 
 import torch
 
-
-def text_config(model: Any) -> Any:
-    config = model.config
-    return config.get_text_config() if hasattr(config, "get_text_config") else config
-
-
-def cache_geometry(model: Any) -> tuple[int, int, int]:
-    """(layers, kv_heads, head_dim) of the model's attention cache."""
-    config = text_config(model)
-    heads = config.num_attention_heads
-    kv_heads = getattr(config, "num_key_value_heads", None) or heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    return config.num_hidden_layers, kv_heads, head_dim
+from qcompress.models import cache_geometry
 
 
 def input_names(layers: int) -> list[str]:

@@ -17,10 +17,10 @@ import onnx
 
 from qcompress.errors import InputError
 from qcompress.export.exporter import ExportOptions
-from qcompress.export.kv_cache_wrapper import text_config
 from qcompress.export.onnx_graph import copy_graph, export_decoder_graph
 from qcompress.export.ort_optimize import fuse_transformer_ops
 from qcompress.export.parity import measure_parity, require_parity
+from qcompress.models import text_config
 
 
 class OnnxExporter:

@@ -19,7 +19,8 @@ from unittest import mock
 import onnx
 import torch
 
-from qcompress.export.kv_cache_wrapper import KvCacheDecoder, cache_geometry, input_names, output_names
+from qcompress.export.kv_cache_wrapper import KvCacheDecoder, input_names, output_names
+from qcompress.models import cache_geometry
 
 EXTERNAL_DATA_LIMIT = 2_000_000_000  # protobuf cannot hold a single file above 2 GB
 EXTERNAL_DATA_NAME = "model.onnx_data"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qcompress import registry
-from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method
 
 
 def get_method(name: str) -> Method:
@@ -11,4 +11,4 @@ def get_method(name: str) -> Method:
     return registry.get("method", name)()
 
 
-__all__ = ["AdaptedModel", "Method", "get_method"]
+__all__ = ["AdaptedModel", "Collapsed", "Method", "get_method"]

@@ -2,19 +2,42 @@
 
 A method turns a frozen base model into an :class:`AdaptedModel`: the model to call, the
 parameters to train, how to save and restore them, how many there are, and how to collapse the
-adapter into a plain Hugging Face model with dense merged weights.
+adapter into a plain Hugging Face model with dense merged weights. What collapse returns is a
+:class:`Collapsed`: the model plus what the exporters must know about it (the formats it cannot
+go to and why, extra files to write beside a format's output), so nothing is stuck onto the model.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from transformers import PreTrainedModel
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
     from qcompress.training.config import FitConfig
+
+#: writes extra files into a format's output directory (already filled by the exporter); returns manifest info
+ExtraFiles = Callable[[Path], dict[str, Any]]
+
+
+@dataclass
+class Collapsed:
+    """The contract between a collapsed method and the exporters.
+
+    ``model`` is what every exporter writes (a Hugging Face model, possibly with extra modules or
+    hooks); ``unsupported_formats`` maps a format the model cannot go to without losing part of it
+    to the reason (the default format list skips it, an explicit request fails with that reason);
+    ``extra_files`` maps a format to a writer run on that format's directory after its exporter,
+    whose returned dict joins the format's manifest entry. A plain model is ``Collapsed(model)``."""
+
+    model: PreTrainedModel
+    unsupported_formats: dict[str, str] = field(default_factory=dict)
+    extra_files: dict[str, ExtraFiles] = field(default_factory=dict)
 
 
 class AdaptedModel(ABC):
@@ -39,8 +62,8 @@ class AdaptedModel(ABC):
         """``trainable`` parameters and ``adapter_weights`` (the dense adapter they stand for)."""
 
     @abstractmethod
-    def collapse(self) -> PreTrainedModel:
-        """Evaluate the adapter once and merge it into the base weights; returns a plain model."""
+    def collapse(self) -> Collapsed:
+        """Evaluate the adapter once and merge it into the base weights (as far as it merges)."""
 
     def to(self, device: torch.device) -> None:
         """Move the model, and every constant the method keeps outside its modules, to ``device``."""

@@ -10,6 +10,8 @@ with PEFT's own DoRA merge, so export is exactly LoRA's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel
@@ -20,7 +22,10 @@ from qcompress.methods.generated import TensorSlot
 from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-from qcompress.training.config import FitConfig
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
+
 
 MAGNITUDE_PREFIX = "magnitude."
 

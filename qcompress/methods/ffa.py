@@ -10,17 +10,22 @@ through the same mechanism as ``qpa-lora``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import torch
 from transformers import PreTrainedModel
 
 from qcompress.errors import InputError
-from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method
 from qcompress.methods.generated import TensorSlot
 from qcompress.methods.peft_lora import lora_budget
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-from qcompress.training.config import FitConfig
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
+
 
 #: why the Hugging Face directory format is refused for a model carrying these adapters
 NOT_SAFETENSORS = "feed-forward adapters are extra layers plain transformers cannot load; export --format onnx"
@@ -73,8 +78,13 @@ def attach_adapters(model: PreTrainedModel, config: FitConfig) -> dict[str, Bott
         adapters[name] = BottleneckAdapter(model.config.hidden_size, config.adapter.rank, generator)
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name), child, MlpWithAdapter(mlp, adapters[name]))
-    model.qcompress_unsupported_formats = {"safetensors": NOT_SAFETENSORS}
     return adapters
+
+
+def collapsed_with_adapters(model: PreTrainedModel) -> Collapsed:
+    """The model with its adapters kept as layers, in eval mode; refused by the Hugging Face directory format."""
+    model.eval()
+    return Collapsed(model, unsupported_formats={"safetensors": NOT_SAFETENSORS})
 
 
 def adapter_weights(adapters: dict[str, BottleneckAdapter]) -> int:
@@ -108,9 +118,8 @@ class FfaAdapted(AdaptedModel):
         n = adapter_weights(self.adapters)
         return {"trainable": n, "adapter_weights": n, "lora_equivalent": self.lora}
 
-    def collapse(self) -> PreTrainedModel:
-        self.model.eval()
-        return self.model
+    def collapse(self) -> Collapsed:
+        return collapsed_with_adapters(self.model)
 
 
 class QpaFfaAdapted(QpaLoraAdapted):
@@ -136,11 +145,10 @@ class QpaFfaAdapted(QpaLoraAdapted):
     def counts(self) -> dict[str, int]:
         return {**super().counts(), "lora_equivalent": self.lora}
 
-    def collapse(self) -> PreTrainedModel:
+    def collapse(self) -> Collapsed:
         self.generated.release()
         del self.model.generated_adapter  # the released generator is no part of the deployed model
-        self.model.eval()
-        return self.model
+        return collapsed_with_adapters(self.model)
 
 
 class FfaMethod(Method):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from peft import PeftModel
 from transformers import PreTrainedModel
 
 from qcompress.errors import InputError
-from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method
 from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, merge
-from qcompress.training.config import FitConfig
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
 
 
 class PeftAdapted(AdaptedModel):
@@ -38,8 +42,8 @@ class PeftAdapted(AdaptedModel):
         n = sum(p.numel() for p in self.trainable_parameters())
         return {"trainable": n, "adapter_weights": dense_lora_weights(self.model), "lora_equivalent": n}
 
-    def collapse(self) -> PreTrainedModel:
-        return merge(self.model)
+    def collapse(self) -> Collapsed:
+        return Collapsed(merge(self.model))
 
 
 class LoraMethod(Method):

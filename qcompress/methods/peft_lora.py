@@ -6,12 +6,17 @@ only in where the ``lora_A``/``lora_B`` tensors come from (stored parameters vs 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
 from qcompress.models import is_conv1d_model, resolve_target_modules
-from qcompress.training.config import FitConfig
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
+
 
 ADAPTER = "default"
 

@@ -7,16 +7,20 @@ own generator (seeded ``qpa.seed + layer index``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from peft import PeftModel
 from transformers import PreTrainedModel
 
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGenerator
-from qcompress.methods.base import AdaptedModel, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method
 from qcompress.methods.generated import GeneratedTensors, TensorSlot
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers, merge
-from qcompress.training.config import FitConfig
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
 
 
 class QpaLoraAdapted(AdaptedModel):
@@ -71,9 +75,9 @@ class QpaLoraAdapted(AdaptedModel):
             "generators": len(self.generated.generators),
         }
 
-    def collapse(self) -> PreTrainedModel:
+    def collapse(self) -> Collapsed:
         self.generated.release()
-        return merge(self.model)
+        return Collapsed(merge(self.model))
 
     def describe(self) -> str:
         lines = []

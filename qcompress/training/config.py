@@ -17,7 +17,7 @@ from pydantic import Field, model_validator
 from qcompress.config import MAX_SEED, StrictModel, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
-from qcompress.methods.qtha_config import QthaConfig
+from qcompress.methods.qtha.config import QthaConfig
 
 
 class AdapterConfig(StrictModel):

@@ -65,7 +65,7 @@ def _run(target: Path, data: str | None, eval_data: str | None, measure: Sampler
     if measure is not None:
         from qcompress.backends.sampled import collapse_measured
 
-        model = collapse_measured(run.adapted, run.method, measure)
+        model = collapse_measured(run.adapted, run.method, measure).model
     corpus = load_corpus(data or run.config.data, eval_data or (None if data else run.config.eval_data))
     return _torch_scorable(model, run.tokenizer, corpus)
 

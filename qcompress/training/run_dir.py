@@ -18,13 +18,13 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from qcompress.atomic import write_atomic, write_json_atomic
 from qcompress.config import validated
 from qcompress.console import note
 from qcompress.errors import InputError
-from qcompress.methods import AdaptedModel, get_method
+from qcompress.methods import AdaptedModel, Collapsed, get_method
 from qcompress.targets import RUN_HEADER
 from qcompress.training.config import FitConfig, config_sha256
 from qcompress.versions import library_versions
@@ -147,8 +147,8 @@ class LoadedRun:
     def config_sha256(self) -> str:
         return self.header["config_sha256"]
 
-    def collapse(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-        """The adapter evaluated once and merged into dense base weights (a plain HF model)."""
+    def collapse(self) -> tuple[Collapsed, PreTrainedTokenizerBase]:
+        """The adapter evaluated once and merged into dense base weights, with what the exporters must know."""
         return self.adapted.collapse(), self.tokenizer
 
 

@@ -10,7 +10,7 @@ PEFT's prefix-tuned model while keeping the plain call signature every exporter 
   model sees the prefix as P past tokens, so real tokens start at position P);
 * the returned cache has the prefix cut off again, so a caller's cache only ever holds its own
   tokens, and the ONNX graph traced through these hooks (see
-  :class:`~qcompress.export.kv_cache_wrapper.KvCacheDecoder`) has the prefix as constants with the
+  ``qcompress.export.kv_cache_wrapper.KvCacheDecoder``) has the prefix as constants with the
   usual inputs and outputs: ONNX Runtime and qcompress' runtime need to know nothing about it.
 
 The same tensor is written next to the Hugging Face weights as a PEFT prefix-tuning adapter
@@ -48,7 +48,6 @@ class ConstantPrefix:
 
     def install(self, model: torch.nn.Module) -> None:
         """Hook into ``model`` so every forward pass sees the prefix (and stays a plain HF model otherwise)."""
-        model.qcompress_prefix = self
         model.register_forward_pre_hook(self._before, with_kwargs=True)
         model.register_forward_hook(self._after, with_kwargs=True)
 

@@ -6,24 +6,29 @@ the prompt encoder's embedding. ``qpa-prefix`` generates that tensor from a QPA 
 the same mechanism as ``qpa-lora`` (the embedding becomes a view of the generator output). Both
 start from an all-zero prefix (see :func:`attach_peft_prefix`). A
 prefix cannot be merged into weights: collapse returns the base model with the prefix installed
-as constant past keys/values (:mod:`qcompress.export.prefix_module`), which the ONNX export bakes
-into the graph and the safetensors export writes as a PEFT adapter next to the base weights.
+as constant past keys/values (:mod:`qcompress.methods.prefix.deploy`), which the ONNX export bakes
+into the graph; its :class:`~qcompress.methods.base.Collapsed` asks the safetensors export to write
+the prefix as a PEFT adapter next to the base weights.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from peft import PeftModel, PrefixTuningConfig, get_peft_model
 from transformers import PreTrainedModel
 
-from qcompress.export.kv_cache_wrapper import cache_geometry
-from qcompress.export.prefix_module import ConstantPrefix
-from qcompress.methods.base import Method
+from qcompress.methods.base import Collapsed, Method
 from qcompress.methods.generated import TensorSlot
 from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import ADAPTER, lora_budget
+from qcompress.methods.prefix.deploy import ConstantPrefix
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-from qcompress.training.config import FitConfig
+from qcompress.models import cache_geometry
+
+if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
+    from qcompress.training.config import FitConfig
 
 
 def attach_peft_prefix(model: PreTrainedModel, config: FitConfig) -> PeftModel:
@@ -53,14 +58,16 @@ def move_prefix_model(peft_model: PeftModel, device: torch.device) -> None:
         peft_model.prompt_tokens[adapter] = tokens.to(device)
 
 
-def constant_prefix(peft_model: PeftModel) -> PreTrainedModel:
-    """The base model with the (evaluated) prefix installed as constant past keys/values."""
+def constant_prefix(peft_model: PeftModel) -> Collapsed:
+    """The base model with the (evaluated) prefix installed as constant past keys/values; the
+    safetensors export also writes the prefix as a PEFT adapter (``model/prefix/``)."""
     base = peft_model.get_base_model()
     layers, kv_heads, _ = cache_geometry(base)
     peft_config = peft_model.peft_config[ADAPTER].to_dict()
-    ConstantPrefix(prefix_embedding(peft_model).weight, peft_config, layers, kv_heads).install(base)
+    prefix = ConstantPrefix(prefix_embedding(peft_model).weight, peft_config, layers, kv_heads)
+    prefix.install(base)
     base.eval()
-    return base
+    return Collapsed(base, extra_files={"safetensors": lambda model_dir: prefix.save_as_peft_adapter(base, model_dir)})
 
 
 class PrefixAdapted(PeftAdapted):
@@ -78,7 +85,7 @@ class PrefixAdapted(PeftAdapted):
     def to(self, device: torch.device) -> None:
         move_prefix_model(self.model, device)
 
-    def collapse(self) -> PreTrainedModel:
+    def collapse(self) -> Collapsed:
         return constant_prefix(self.model)
 
 
@@ -103,7 +110,7 @@ class QpaPrefixAdapted(QpaLoraAdapted):
     def to(self, device: torch.device) -> None:
         move_prefix_model(self.model, device)
 
-    def collapse(self) -> PreTrainedModel:
+    def collapse(self) -> Collapsed:
         self.generated.release()
         return constant_prefix(self.model)
 

@@ -4,7 +4,7 @@ Each of the ``depth`` layers is: RY(a_i) on qubit i (the token's adapter activat
 symbol reused by every layer), a ring of trainable CRZ (control i -> target i+1), trainable RY on
 every qubit, a ring of trainable CRZ (control i -> target i-1), trainable RY on every qubit. The
 readout is <Z_i> on every qubit. The weight symbols are laid out layer by layer in exactly that
-gate order, so the plain-torch simulator (:mod:`qcompress.methods.qtha_circuit`) and any backend
+gate order, so the plain-torch simulator (:mod:`qcompress.methods.qtha.circuit`) and any backend
 read the same flat weight vector.
 """
 

@@ -24,7 +24,7 @@ host, and no Python branch depends on a tensor's values, so a GPU step never wai
 Tried and measured slower on the CPU: chunks of 3 or 2 qubits (smaller, less efficient matmuls)
 and reversing the chunk order at each encoding so no block is doubled (the copy costs more).
 The deployed model runs the same circuits with constant gates in another layout, built for
-ONNX Runtime's per-operation cost (:mod:`qcompress.export.qtha_compiled`), from :meth:`QthaStatevector.schedule`.
+ONNX Runtime's per-operation cost (:mod:`qcompress.methods.qtha.compiled`), from :meth:`QthaStatevector.schedule`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 
 from qcompress.backends.base import basis_bits, z_signs
-from qcompress.circuits.qtha_ansatz import check_size, ring_pairs, weights_per_layer
+from qcompress.methods.qtha.ansatz import check_size, ring_pairs, weights_per_layer
 
 CHUNK_QUBITS = 4
 

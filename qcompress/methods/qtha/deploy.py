@@ -4,7 +4,7 @@ Collapse folds every linear piece of QTHA (both tensor trains, both MLPs, CW, th
 base weight and bias; what cannot be folded is the per-token circuit, whose input and output maps
 are folded too (``encode``: x -> the circuits' angle sums, ``readout``: <Z> -> output). The trained gates are
 prepared once in float64 and kept as constants in the inference form of
-:mod:`qcompress.export.qtha_compiled`. Folding each circuit layer into one dense (2*2^r)^2 matrix
+:mod:`qcompress.methods.qtha.compiled`. Folding each circuit layer into one dense (2*2^r)^2 matrix
 instead would read 1 MB of constants per layer per token at r = 8 (memory-bound), so the gates
 stay factored.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from qcompress.export.qtha_compiled import CompiledQthaCircuit
-from qcompress.methods.qtha_circuit import QthaStatevector
+from qcompress.methods.qtha.circuit import QthaStatevector
+from qcompress.methods.qtha.compiled import CompiledQthaCircuit
 
 #: why the plain Hugging Face directory is refused for such a model (transformers would drop the circuit)
 NOT_A_PLAIN_MODEL = (

@@ -2,8 +2,8 @@
 
 Why a second form of the circuit the model was trained with: generating one token runs every
 adapted layer's circuit once, and ONNX Runtime's cost for such tiny tensors is per operation
-(1-4 us each inside a large model), not per number. The training form (:class:`~qcompress.methods.
-qtha_circuit.QthaStatevector`) works on complex states with autograd and recomputation in mind (8
+(1-4 us each inside a large model), not per number. The training form
+(:class:`~qcompress.methods.qtha.circuit.QthaStatevector`) works on complex states with autograd and recomputation in mind (8
 kernels per circuit layer, but complex tensors, which ONNX lacks); this form spends 8 real ONNX
 operations per layer and no more arithmetic.
 
@@ -25,7 +25,7 @@ import math
 import torch
 
 from qcompress.backends.base import z_signs
-from qcompress.methods.qtha_circuit import GateSchedule, rotation_basis
+from qcompress.methods.qtha.circuit import GateSchedule, rotation_basis
 
 
 def trig_expansion(n_qubits: int) -> tuple[torch.Tensor, torch.Tensor]:
