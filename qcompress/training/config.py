@@ -90,15 +90,6 @@ class FitConfig(StrictModel):
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
         return self
 
-    @model_validator(mode="after")
-    def _method_options(self) -> FitConfig:
-        """The method section is checked by the method's own config class, found through the registry
-        (so a plugin's method validates its hyper-parameters without qcompress knowing them)."""
-        from qcompress.methods import get_method_class
-
-        get_method_class(self.method).options(self.method_config)
-        return self
-
     @property
     def effective_warmup_steps(self) -> int:
         return self.warmup_steps if self.warmup_steps is not None else self.steps // 10

@@ -20,7 +20,7 @@ from qcompress.config import validated
 from qcompress.console import note
 from qcompress.data import Corpus, load_corpus
 from qcompress.errors import CheckFailed, InputError, Interrupted
-from qcompress.methods import AdaptedModel, get_method
+from qcompress.methods import AdaptedModel, get_method, get_method_class
 from qcompress.runtime.context import context_length, eval_window, fit_to_context
 from qcompress.training.batches import BlockSampler
 from qcompress.training.checkpoint import load_checkpoint, save_checkpoint
@@ -148,6 +148,8 @@ def fit(
     processes = Processes.from_environment()
     if config is not None:
         check_out_beside_inputs(Path(out), config)
+        # the method section by the method's own config class (a plugin's options too), before anything is written
+        get_method_class(config.method).options(config.method_config)
     workspace = RunWorkspace.open(Path(out), resume=resume, force=force) if processes.main else RunWorkspace.follow(Path(out), resume)
     try:
         return _fit(config, workspace, processes, stop_after, ignore_model_mismatch, load_model)
