@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from collapse_check import assert_collapse_matches_unmerged
@@ -80,3 +81,16 @@ def test_layer_scope_has_one_generator_per_adapted_layer(tiny_model_dir, corpus_
     config = tiny_config(tiny_model_dir, corpus_dir, method="qpa-lora", **{"adapter.generator_scope": "layer"})
     adapted = get_method("qpa-lora").attach(load_model(str(tiny_model_dir)).model, config)
     assert len(adapted.generated.generators) == 2 * (1 if "gpt2" in str(tiny_model_dir) else 2)
+
+
+@pytest.mark.parametrize("method", ["lora", "qpa-lora", "ffa", "qtha"])
+def test_a_state_of_another_shape_is_refused_naming_the_first_mismatch(tiny_llama_dir, corpus_dir, method):
+    from qcompress.errors import InputError
+
+    def attached(rank: int):
+        config = tiny_config(tiny_llama_dir, corpus_dir, method=method, **{"adapter.rank": rank, "qpa.n_mlp": 16 * rank})
+        return get_method(method).attach(load_model(str(tiny_llama_dir)).model, config)
+
+    saved = attached(4).trainable_state()
+    with pytest.raises(InputError, match=r"does not fit this configuration \(first mismatch: .+\): .*re-run qcompress fit"):
+        attached(2).load_trainable_state(saved)

@@ -10,7 +10,7 @@ go to and why, extra files to write beside a format's output), so nothing is stu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -41,6 +41,17 @@ class Collapsed:
     model: PreTrainedModel
     unsupported_formats: dict[str, str] = field(default_factory=dict)
     extra_files: dict[str, ExtraFiles] = field(default_factory=dict)
+
+
+def check_state_fits(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], what: str) -> None:
+    """Refuse saved trained tensors whose names or shapes differ from the adapter the run's config
+    builds (another rank, targets or generator shape), naming the first mismatch."""
+    mismatched = sorted(set(state) ^ set(expected)) or [key for key in expected if state[key].shape != expected[key].shape]
+    if mismatched:
+        raise InputError(
+            f"saved {what} does not fit this configuration (first mismatch: {mismatched[0]}): "
+            "the run's config and its trained state disagree; re-run qcompress fit"
+        )
 
 
 class AdaptedModel(ABC):

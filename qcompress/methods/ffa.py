@@ -18,7 +18,7 @@ import torch
 from transformers import PreTrainedModel
 
 from qcompress.errors import InputError
-from qcompress.methods.base import AdaptedModel, Collapsed, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.generated import TensorSlot
 from qcompress.methods.peft_lora import lora_budget
 from qcompress.methods.qpa_lora import QpaLoraAdapted
@@ -106,9 +106,7 @@ class FfaAdapted(AdaptedModel):
         return {f"{name}.{key}": t.detach().contiguous() for name, a in self.adapters.items() for key, t in a.state_dict().items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        expected = self.trainable_state()
-        if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-            raise InputError("saved feed-forward adapters do not fit this model (layers or bottleneck differ): re-run qcompress fit")
+        check_state_fits(state, self.trainable_state(), "feed-forward adapter")
         with torch.no_grad():
             for name, adapter in self.adapters.items():
                 for key, tensor in adapter.state_dict(keep_vars=True).items():

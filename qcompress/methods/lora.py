@@ -9,8 +9,7 @@ from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from peft import PeftModel
 from transformers import PreTrainedModel
 
-from qcompress.errors import InputError
-from qcompress.methods.base import AdaptedModel, Collapsed, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, merge
 
 if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
@@ -30,12 +29,7 @@ class PeftAdapted(AdaptedModel):
         return {k: v.detach().contiguous() for k, v in get_peft_model_state_dict(self.model).items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        expected = get_peft_model_state_dict(self.model)
-        if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-            raise InputError(
-                "saved LoRA adapter does not fit this model (different layers, rank or shapes): "
-                "re-run qcompress fit for this model"
-            )
+        check_state_fits(state, get_peft_model_state_dict(self.model), "PEFT adapter")
         set_peft_model_state_dict(self.model, state)
 
     def counts(self) -> dict[str, int]:

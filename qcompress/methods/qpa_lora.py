@@ -13,9 +13,8 @@ import torch
 from peft import PeftModel
 from transformers import PreTrainedModel
 
-from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGenerator
-from qcompress.methods.base import AdaptedModel, Collapsed, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.generated import GeneratedTensors, TensorSlot
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers, merge
 
@@ -55,13 +54,7 @@ class QpaLoraAdapted(AdaptedModel):
         return {k: v.detach().contiguous() for k, v in self.generated.state_dict().items()}
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
-        expected = self.generated.state_dict()
-        mismatched = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
-        if mismatched:
-            raise InputError(
-                f"saved generator does not fit this configuration (first mismatch: {mismatched[0]}): "
-                "the run's config and generator.safetensors disagree; re-run qcompress fit"
-            )
+        check_state_fits(state, self.generated.state_dict(), "generator")
         self.generated.load_state_dict(state)
         with torch.no_grad():
             self.generated.refresh()

@@ -26,8 +26,7 @@ from transformers import PreTrainedModel
 from transformers.pytorch_utils import Conv1D
 
 from qcompress.circuits.base import init_weights
-from qcompress.errors import InputError
-from qcompress.methods.base import AdaptedModel, Collapsed, Method
+from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.qtha.ansatz import build_qtha_ansatz, check_size
 from qcompress.methods.qtha.deploy import NOT_A_PLAIN_MODEL, FoldedQtha, deploy_groups
 from qcompress.methods.qtha.layer import QthaLayer, SiblingBranches, base_features, make_circuit
@@ -91,12 +90,7 @@ class QthaAdapted(AdaptedModel):
 
     def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
         expected = dict((n, p) for n, p in self.model.named_parameters() if p.requires_grad)
-        mismatched = sorted(set(state) ^ set(expected)) or [k for k in expected if state[k].shape != expected[k].shape]
-        if mismatched:
-            raise InputError(
-                f"saved QTHA adapter does not fit this configuration (first mismatch: {mismatched[0]}): "
-                "the run's config and adapter.safetensors disagree; re-run qcompress fit"
-            )
+        check_state_fits(state, expected, "QTHA adapter")
         with torch.no_grad():
             for name, tensor in state.items():
                 expected[name].copy_(tensor)
