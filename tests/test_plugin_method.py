@@ -58,3 +58,9 @@ def test_bad_method_options_are_one_line_before_anything_is_written(run_cli, tin
     assert result.exit_code == 2
     assert message in error_line(result.stderr)
     assert not (tmp_path / "run").exists()
+
+
+def test_inspect_takes_the_plugins_options_like_fit(run_cli, tiny_llama_dir):
+    result = run_cli("inspect", "--method", "vera", "--model", tiny_llama_dir, "--set", "projection_rank=8", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["trainable"] == 2 * ((8 + 32) + (8 + 16))

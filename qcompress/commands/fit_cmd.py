@@ -7,25 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qcompress.commands.options import ignore_model_mismatch_option
-
-
-def method_config_overrides(assignments: list[str]) -> dict[str, object]:
-    """``--set KEY=VALUE`` as dotted overrides of ``method_config``; VALUE parsed as YAML (1e-3, true, [a, b])."""
-    import yaml
-
-    from qcompress.errors import InputError
-
-    overrides: dict[str, object] = {}
-    for assignment in assignments:
-        key, equals, raw = assignment.partition("=")
-        if not equals or not key.strip() or "." in key:
-            raise InputError(f"--set {assignment!r} must be KEY=VALUE with a plain key: e.g. --set projection_rank=256")
-        try:
-            overrides[f"method_config.{key.strip()}"] = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise InputError(f"--set {assignment!r}: the value is not valid YAML; quote it as a string") from None
-    return overrides
+from qcompress.commands.options import config_overrides, ignore_model_mismatch_option, method_options_option
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +33,7 @@ def register(app: typer.Typer) -> None:
         qtha_inner: int = typer.Option(None, "--qtha-inner", help="QTHA: inner width of the tensor trains (default 256)."),
         qtha_bond: int = typer.Option(None, "--qtha-bond", help="QTHA: tensor-train bond dimension (default 8)."),
         qtha_layers: int = typer.Option(None, "--qtha-layers", help="QTHA: circuit layers L (default r)."),
-        method_options: list[str] = typer.Option(None, "--set", metavar="KEY=VALUE", help="The method's own hyper-parameter (method_config.KEY in YAML), repeatable; VALUE is read as YAML (e.g. --set projection_rank=256). Plugins' methods take theirs this way."),
+        method_options: list[str] = method_options_option(),
         steps: int = typer.Option(None, help="Optimizer steps (default 100)."),
         lr: float = typer.Option(None, help="Peak learning rate (default: the method's own, e.g. lora 2e-4, qpa-lora 3e-3)."),
         batch_size: int = typer.Option(None, help="Blocks per micro-batch (default 4)."),
@@ -81,20 +63,16 @@ def register(app: typer.Typer) -> None:
         from qcompress.training.fit import fit
         from qcompress.training.run_dir import read_header
 
-        overrides = {
-            "model": model, "data": data, "eval_data": eval_data, "method": method,
-            "adapter.rank": rank, "adapter.alpha": alpha, "adapter.dropout": dropout,
-            "adapter.targets": targets,
-            "adapter.zero_init": zero_init, "adapter.generator_scope": generator_scope,
-            "adapter.dora_magnitude": dora_magnitude, "adapter.prefix_tokens": prefix_tokens,
-            "qpa.n_mlp": n_mlp, "qpa.depth": depth, "qpa.backend": backend,
-            "qtha.inner": qtha_inner, "qtha.bond": qtha_bond, "qtha.layers": qtha_layers,
-            "steps": steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum,
-            "seq_len": seq_len, "seed": seed, "eval_every": eval_every, "threads": threads, "device": device,
-            "precision": precision, "gradient_checkpointing": gradient_checkpointing,
-            **method_config_overrides(method_options or []),
-            "eval_tokens": eval_tokens, "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
-        }
+        overrides = config_overrides({
+            "model": model, "data": data, "eval_data": eval_data, "method": method, "rank": rank, "alpha": alpha,
+            "dropout": dropout, "targets": targets, "zero_init": zero_init, "generator_scope": generator_scope,
+            "dora_magnitude": dora_magnitude, "prefix_tokens": prefix_tokens, "n_mlp": n_mlp, "depth": depth,
+            "backend": backend, "qtha_inner": qtha_inner, "qtha_bond": qtha_bond, "qtha_layers": qtha_layers,
+            "steps": steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum, "seq_len": seq_len,
+            "seed": seed, "eval_every": eval_every, "threads": threads, "device": device, "precision": precision,
+            "gradient_checkpointing": gradient_checkpointing, "eval_tokens": eval_tokens,
+            "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
+        }, method_options)
         given = sorted({"set" if key.startswith("method_config.") else key.split(".")[-1].replace("_", "-")
                         for key, value in overrides.items() if value is not None})
         if resume:

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import typer
 
+from qcompress.commands.options import config_overrides, method_options_option
 from qcompress.config import MAX_SEED
 from qcompress.errors import InputError
 
@@ -117,13 +118,13 @@ def register(app: typer.Typer) -> None:
         weights: Optional[int] = typer.Option(
             None, "--weights", "--target-weights", "-m", help="Number of adapter weights M the generator must produce (required)."
         ),
-        n_mlp: int = typer.Option(2048, "--n-mlp", help="Weights produced per basis state (chunk size); chunks = ceil(M / n_mlp)."),
-        depth: int = typer.Option(8, "--depth", "-L", help="Circuit blocks L (each: RY on every qubit + CNOT ladder)."),
-        hidden: str = typer.Option("32,64,128,128,64,32", "--hidden", help="Mapping-MLP hidden widths, comma-separated ('none' for a single linear map)."),
-        activation: str = typer.Option("none", "--activation", help="Activation between MLP layers: none, relu, gelu, tanh, silu, sigmoid, leaky_relu."),
-        backend: str = typer.Option("quimb", "--backend", help="Simulator: quimb (exact, differentiable) or cirq (forward-only reference)."),
-        ansatz: str = typer.Option("qpa", "--ansatz", help="Registered circuit ansatz name."),
-        seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed for circuit angles and MLP initialisation."),
+        n_mlp: Optional[int] = typer.Option(None, "--n-mlp", help="Weights produced per basis state (chunk size); chunks = ceil(M / n_mlp). Default: the generator's, as for fit."),
+        depth: Optional[int] = typer.Option(None, "--depth", "-L", help="Circuit blocks L (each: RY on every qubit + CNOT ladder). Default: as for fit."),
+        hidden: Optional[str] = typer.Option(None, "--hidden", help="Mapping-MLP hidden widths, comma-separated ('none' for a single linear map). Default: as for fit."),
+        activation: Optional[str] = typer.Option(None, "--activation", help="Activation between MLP layers: none, relu, gelu, tanh, silu, sigmoid, leaky_relu. Default: as for fit."),
+        backend: Optional[str] = typer.Option(None, "--backend", help="Simulator: quimb (exact, differentiable) or cirq (forward-only reference). Default: as for fit."),
+        ansatz: Optional[str] = typer.Option(None, "--ansatz", help="Registered circuit ansatz name. Default: as for fit."),
+        seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Seed for circuit angles and MLP initialisation (default 0)."),
         diagram: bool = typer.Option(False, "--diagram", help="Also print the circuit as a Cirq text diagram."),
         timing: bool = typer.Option(False, "--time", help="Also time one generator pass (median of 5; forward+backward when trainable)."),
         threads: Optional[int] = typer.Option(
@@ -139,14 +140,16 @@ def register(app: typer.Typer) -> None:
         qtha_inner: Optional[int] = typer.Option(None, "--qtha-inner", help="With --method qtha: tensor-train inner width (default 256)."),
         qtha_bond: Optional[int] = typer.Option(None, "--qtha-bond", help="With --method qtha: tensor-train bond dimension (default 8)."),
         qtha_layers: Optional[int] = typer.Option(None, "--qtha-layers", help="With --method qtha: circuit layers L (default r)."),
+        method_options: list[str] = method_options_option(),
     ) -> None:
         """Show what a QPA generator (--weights M) or an adapter method on a model (--method) amounts to: counts, circuit, shapes."""
         if method is not None:
             if weights is not None:
                 raise InputError("--weights describes a bare generator and --method an adapter on a model: give one of them")
-            describe_method({"method": method, "model": model, "adapter.rank": rank, "adapter.targets": targets,
-                             "qpa.n_mlp": n_mlp, "qpa.depth": depth, "qtha.inner": qtha_inner,
-                             "qtha.bond": qtha_bond, "qtha.layers": qtha_layers, "seed": seed}, as_json)
+            describe_method(config_overrides({
+                "method": method, "model": model, "rank": rank, "targets": targets, "n_mlp": n_mlp, "depth": depth,
+                "backend": backend, "qtha_inner": qtha_inner, "qtha_bond": qtha_bond, "qtha_layers": qtha_layers, "seed": seed,
+            }, method_options), as_json)
             return
         if weights is None:
             raise InputError(
@@ -158,12 +161,10 @@ def register(app: typer.Typer) -> None:
         from qcompress.config import validated
         from qcompress.generators.qpa import QPAGenerator, QPAGeneratorConfig
 
-        config = validated(
-            QPAGeneratorConfig,
-            {"n_mlp": n_mlp, "depth": depth, "hidden": parse_widths(hidden), "activation": activation,
-             "backend": backend, "ansatz": ansatz, "seed": seed},
-            "generator options",
-        )
+        given = {"n_mlp": n_mlp, "depth": depth, "hidden": None if hidden is None else parse_widths(hidden),
+                 "activation": activation, "backend": backend, "ansatz": ansatz, "seed": seed}
+        # what is not given takes the generator config's own defaults, the ones fit uses
+        config = validated(QPAGeneratorConfig, {key: value for key, value in given.items() if value is not None}, "generator options")
         generator = QPAGenerator(weights, config)
         info = summary(generator)
         if timing:
