@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 "$PY" -c "import torch; print('GPU:', torch.cuda.get_device_name(0), '| torch', torch.__version__)" | tee "$OUT/gpu.txt"
 
 echo "== CUDA tests"
-"$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py tests/test_device_guard.py 2>&1 | tee "$OUT/tests.txt" | tail -3
+"$PY" -m pytest -q -p no:cacheprovider -m cuda tests/end_to_end/test_cuda.py tests/training/test_device_guard.py 2>&1 | tee "$OUT/tests.txt" | tail -3
 
 echo "== model"
 [ -d "$OUT/random/model" ] || "$PY" tools/bench/random_model.py "$OUT/random" --sentences 20000 >/dev/null

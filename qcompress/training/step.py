@@ -2,7 +2,7 @@
 
 The step never waits for the device: the loss stays a tensor (the caller reads it once per step,
 after everything is queued), every constant the forward pass uses lives on the model's device
-(``tests/test_device_guard.py`` runs this step on PyTorch's ``meta`` device to prove it), and the
+(``tests/training/test_device_guard.py`` runs this step on PyTorch's ``meta`` device to prove it), and the
 only transfer is the batch of token ids, pinned and copied asynchronously.
 """
 

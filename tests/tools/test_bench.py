@@ -9,7 +9,7 @@ from pathlib import Path
 import cirq
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
 
 import common  # noqa: E402
 import generator  # noqa: E402

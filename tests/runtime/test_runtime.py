@@ -144,7 +144,7 @@ def test_sessions_spin_wait_by_default_and_not_when_asked(onnx_artifacts):
 def test_paired_decode_benchmark_reports_every_artifact_against_the_first(onnx_artifacts, monkeypatch):
     """tools/bench_deploy.py's paired measurement: per-artifact step time, ratio to the first, one median per
     session, every session created without spin-waiting (idle sessions' workers would take the cores)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
     from bench_deploy import paired_decode
 
     from qcompress.runtime import decoder_session

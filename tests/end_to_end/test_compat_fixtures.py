@@ -1,6 +1,6 @@
 """Runs and artifacts written by an earlier qcompress still load, score and export the same.
 
-``tests/fixtures/v1`` was written by qcompress as of commit e523092 (before the method folders, the
+``tests/end_to_end/fixtures/v1`` was written by qcompress as of commit e523092 (before the method folders, the
 collapse contract, method_config and the stacked QTHA training form), on the tiny Llama and corpus
 the test suite builds (rebuilt here bit for bit from the same seeds, so the runs' recorded base-model
 fingerprints match). ``expected.json`` holds the held-out perplexities that code measured.
