@@ -13,16 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from transformers import PreTrainedModel
 
 from qcompress.config import StrictModel, validated
 from qcompress.errors import InputError
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 #: writes extra files into a format's output directory (already filled by the exporter); returns manifest info
 ExtraFiles = Callable[[Path], dict[str, Any]]
@@ -113,5 +111,5 @@ class Method(ABC):
         return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}")
 
     @abstractmethod
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> AdaptedModel:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> AdaptedModel:
         """Attach a fresh adapter (deterministic given the config's seeds) to ``model`` in place."""

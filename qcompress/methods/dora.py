@@ -10,7 +10,6 @@ with PEFT's own DoRA merge, so export is exactly LoRA's.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from peft import PeftModel
@@ -22,9 +21,7 @@ from qcompress.methods.generated import TensorSlot
 from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 MAGNITUDE_PREFIX = "magnitude."
@@ -52,13 +49,13 @@ class DoraAdapted(PeftAdapted):
 class QpaDoraAdapted(QpaLoraAdapted):
     """A and B (and, if configured, the magnitudes) from QPA generators; trained magnitudes are plain parameters."""
 
-    def __init__(self, peft_model: PeftModel, config: FitConfig):
+    def __init__(self, peft_model: PeftModel, config: RunConfig):
         self.generate_magnitude = config.adapter.dora_magnitude == "generated"
         super().__init__(peft_model, config)
         vectors = magnitude_vectors(peft_model)
         self.trained_magnitudes = {} if self.generate_magnitude else {name: m.weight for name, m in vectors.items()}
 
-    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         slots = super().layer_slots(name, layer, config)
         if self.generate_magnitude:
             # always zero at start: the magnitudes must begin at the base weight's norms, whatever zero_init says
@@ -98,7 +95,7 @@ class DoraMethod(Method):
     name = "dora"
     default_lr = 2e-4
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> DoraAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> DoraAdapted:
         return DoraAdapted(attach_peft_lora(model, config, use_dora=True))
 
 
@@ -107,5 +104,5 @@ class QpaDoraMethod(Method):
     default_lr = 1e-3
     state_file = "generator.safetensors"
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaDoraAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> QpaDoraAdapted:
         return QpaDoraAdapted(attach_peft_lora(model, config, use_dora=True), config)

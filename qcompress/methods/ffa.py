@@ -10,7 +10,6 @@ through the same mechanism as ``qpa-lora``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import math
 
@@ -22,9 +21,7 @@ from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_
 from qcompress.methods.generated import TensorSlot
 from qcompress.methods.peft_lora import lora_budget
 from qcompress.methods.qpa_lora import QpaLoraAdapted
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 #: why the Hugging Face directory format is refused for a model carrying these adapters
@@ -66,7 +63,7 @@ def mlp_blocks(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     return [(name, module) for name, module in model.named_modules() if name.split(".")[-1] == "mlp"]
 
 
-def attach_adapters(model: PreTrainedModel, config: FitConfig) -> dict[str, BottleneckAdapter]:
+def attach_adapters(model: PreTrainedModel, config: RunConfig) -> dict[str, BottleneckAdapter]:
     """Freeze ``model`` and put a seeded bottleneck adapter after each MLP; returns them by MLP name."""
     blocks = mlp_blocks(model)
     if not blocks:
@@ -94,7 +91,7 @@ def adapter_weights(adapters: dict[str, BottleneckAdapter]) -> int:
 class FfaAdapted(AdaptedModel):
     """Classical bottleneck adapters: their parameters are trained directly and kept at collapse."""
 
-    def __init__(self, model: PreTrainedModel, config: FitConfig):
+    def __init__(self, model: PreTrainedModel, config: RunConfig):
         self.lora = lora_budget(model, config)
         self.adapters = attach_adapters(model, config)
         self.model = model
@@ -123,7 +120,7 @@ class FfaAdapted(AdaptedModel):
 class QpaFfaAdapted(QpaLoraAdapted):
     """Every adapter tensor generated (``up`` zero at start); collapse leaves plain dense adapter layers."""
 
-    def __init__(self, model: PreTrainedModel, config: FitConfig):
+    def __init__(self, model: PreTrainedModel, config: RunConfig):
         self.lora = lora_budget(model, config)
         self.adapters = attach_adapters(model, config)
         super().__init__(model, config)
@@ -131,7 +128,7 @@ class QpaFfaAdapted(QpaLoraAdapted):
     def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         return list(self.adapters.items())
 
-    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         # up must be exactly zero at step 0 whatever zero_init says: the adapter is then the identity
         return [
             TensorSlot(f"{name}.down.weight", layer.down),
@@ -153,7 +150,7 @@ class FfaMethod(Method):
     name = "ffa"
     default_lr = 1e-3
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> FfaAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> FfaAdapted:
         return FfaAdapted(model, config)
 
 
@@ -162,5 +159,5 @@ class QpaFfaMethod(Method):
     default_lr = 1e-3
     state_file = "generator.safetensors"
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaFfaAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> QpaFfaAdapted:
         return QpaFfaAdapted(model, config)

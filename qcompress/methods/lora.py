@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from peft import get_peft_model_state_dict, set_peft_model_state_dict
@@ -11,9 +10,7 @@ from transformers import PreTrainedModel
 
 from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, merge
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 class PeftAdapted(AdaptedModel):
@@ -44,5 +41,5 @@ class LoraMethod(Method):
     name = "lora"
     default_lr = 2e-4
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> PeftAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> PeftAdapted:
         return PeftAdapted(attach_peft_lora(model, config))

@@ -6,22 +6,19 @@ only in where the ``lora_A``/``lora_B`` tensors come from (stored parameters vs 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import PreTrainedModel
 
 from qcompress.models import is_conv1d_model, resolve_target_modules
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 ADAPTER = "default"
 
 
-def attach_peft_lora(model: PreTrainedModel, config: FitConfig, use_dora: bool = False) -> PeftModel:
+def attach_peft_lora(model: PreTrainedModel, config: RunConfig, use_dora: bool = False) -> PeftModel:
     """Wrap ``model`` with PEFT LoRA (base frozen; DoRA's weight decomposition if ``use_dora``), seeded init."""
     targets = resolve_target_modules(model, config.adapter.targets)
     lora_config = LoraConfig(
@@ -56,7 +53,7 @@ def dense_lora_weights(peft_model: PeftModel) -> int:
     )
 
 
-def lora_budget(model: PreTrainedModel, config: FitConfig) -> int:
+def lora_budget(model: PreTrainedModel, config: RunConfig) -> int:
     """What LoRA of rank r on the configured targets stores: the budget non-LoRA methods are compared against."""
     targets = resolve_target_modules(model, config.adapter.targets)
     modules = [module for name, module in model.named_modules() if any(name == t or name.endswith("." + t) for t in targets)]

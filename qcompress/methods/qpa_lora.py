@@ -7,7 +7,6 @@ own generator (seeded ``qpa.seed + layer index``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from peft import PeftModel
@@ -17,13 +16,11 @@ from qcompress.generators.qpa import QPAGenerator
 from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.generated import GeneratedTensors, TensorSlot
 from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers, merge
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 class QpaLoraAdapted(AdaptedModel):
-    def __init__(self, peft_model: PeftModel, config: FitConfig):
+    def __init__(self, peft_model: PeftModel, config: RunConfig):
         self.model = peft_model
         groups = [self.layer_slots(name, layer, config) for name, layer in self.adapter_layers(peft_model)]
         if config.adapter.generator_scope == "shared":
@@ -40,7 +37,7 @@ class QpaLoraAdapted(AdaptedModel):
         """(name, adapter layer) pairs in the fixed order their generated tensors are laid out in."""
         return lora_layers(model)
 
-    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         """The tensors of one LoRA layer that are generated (variants such as DoRA add theirs)."""
         return [
             TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER]),
@@ -92,5 +89,5 @@ class QpaLoraMethod(Method):
     default_lr = 3e-3
     state_file = "generator.safetensors"
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaLoraAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> QpaLoraAdapted:
         return QpaLoraAdapted(attach_peft_lora(model, config), config)

@@ -18,31 +18,7 @@ from qcompress.config import MAX_SEED, StrictModel, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
 from qcompress.methods.qtha.config import QthaConfig
-
-
-class AdapterConfig(StrictModel):
-    """Hyper-parameters shared by the LoRA family (classical and generated)."""
-
-    rank: int = Field(8, ge=1, le=4096, description="LoRA rank r")
-    alpha: float | None = Field(None, gt=0, allow_inf_nan=False, description="LoRA alpha; default 2r as in the QPA paper")
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    targets: list[str] | str | None = Field(
-        None, description="module-name suffixes (list or comma-separated) or one regex; default per architecture"
-    )
-    zero_init: bool = Field(
-        True, description="generated methods: subtract the initial generated B so training starts at dW = 0"
-    )
-    generator_scope: Literal["shared", "layer"] = Field(
-        "shared", description="one generator for all adapted layers, or one per layer"
-    )
-    prefix_tokens: int = Field(16, ge=1, le=1024, description="prefix / qpa-prefix: virtual tokens of keys and values per layer")
-    dora_magnitude: Literal["generated", "trained"] = Field(
-        "generated", description="qpa-dora: DoRA's magnitude vectors come from the generator, or are trained directly"
-    )
-
-    @property
-    def effective_alpha(self) -> float:
-        return self.alpha if self.alpha is not None else 2.0 * self.rank
+from qcompress.methods.run_config import AdapterConfig
 
 
 class FitConfig(StrictModel):

@@ -10,8 +10,6 @@ is counted against. Collapse is PEFT's merge, so export, ONNX and evaluation nee
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from peft import PeftModel, VeraConfig, get_peft_model
 from pydantic import Field
@@ -21,6 +19,7 @@ from qcompress.config import MAX_SEED, StrictModel
 from qcompress.methods import Method
 from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import lora_budget
+from qcompress.methods.run_config import RunConfig
 from qcompress.models import is_conv1d_model, resolve_target_modules
 
 
@@ -49,7 +48,7 @@ class VeraMethod(Method):
     default_lr = 1e-2  # the VeRA paper's range for its vectors is 4e-3 to 1e-2; not tuned here
     config_cls = VeraOptions
 
-    def attach(self, model: PreTrainedModel, config: Any) -> VeraAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> VeraAdapted:
         options = self.options(config.method_config)
         targets = resolve_target_modules(model, config.adapter.targets)
         vera = VeraConfig(

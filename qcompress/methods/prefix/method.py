@@ -13,7 +13,6 @@ the prefix as a PEFT adapter next to the base weights.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from peft import PeftModel, PrefixTuningConfig, get_peft_model
@@ -26,12 +25,10 @@ from qcompress.methods.peft_lora import ADAPTER, lora_budget
 from qcompress.methods.prefix.deploy import ConstantPrefix
 from qcompress.methods.qpa_lora import QpaLoraAdapted
 from qcompress.models import cache_geometry
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
-def attach_peft_prefix(model: PreTrainedModel, config: FitConfig) -> PeftModel:
+def attach_peft_prefix(model: PreTrainedModel, config: RunConfig) -> PeftModel:
     """Wrap ``model`` with PEFT prefix tuning (base frozen), the prefix starting at zero.
 
     PEFT draws the prefix from N(0, 1): keys and values far larger than a real model's, so step 0
@@ -73,7 +70,7 @@ def constant_prefix(peft_model: PeftModel) -> Collapsed:
 class PrefixAdapted(PeftAdapted):
     """PEFT prefix tuning: the prefix tensor is trained directly; compared against LoRA of rank r."""
 
-    def __init__(self, peft_model: PeftModel, config: FitConfig):
+    def __init__(self, peft_model: PeftModel, config: RunConfig):
         super().__init__(peft_model)
         self.lora = lora_budget(peft_model.get_base_model(), config)
 
@@ -92,14 +89,14 @@ class PrefixAdapted(PeftAdapted):
 class QpaPrefixAdapted(QpaLoraAdapted):
     """The whole prefix tensor generated; collapse evaluates it once and installs it as a constant."""
 
-    def __init__(self, peft_model: PeftModel, config: FitConfig):
+    def __init__(self, peft_model: PeftModel, config: RunConfig):
         self.lora = lora_budget(peft_model.get_base_model(), config)
         super().__init__(peft_model, config)
 
     def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         return [("prefix", prefix_embedding(model))]
 
-    def layer_slots(self, name: str, layer: torch.nn.Module, config: FitConfig) -> list[TensorSlot]:
+    def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         # zero at start, like the classical prefix (see attach_peft_prefix), whatever zero_init says
         return [TensorSlot(f"{name}.embedding", layer, zero_at_start=True)]
 
@@ -119,7 +116,7 @@ class PrefixMethod(Method):
     name = "prefix"
     default_lr = 1e-2  # PEFT's prefix-tuning examples; the prefix is a free tensor, not a low-rank update
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> PrefixAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> PrefixAdapted:
         return PrefixAdapted(attach_peft_prefix(model, config), config)
 
 
@@ -128,5 +125,5 @@ class QpaPrefixMethod(Method):
     default_lr = 3e-3
     state_file = "generator.safetensors"
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> QpaPrefixAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> QpaPrefixAdapted:
         return QpaPrefixAdapted(attach_peft_prefix(model, config), config)

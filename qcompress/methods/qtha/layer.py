@@ -13,7 +13,6 @@ folded around the circuit, from which :mod:`qcompress.methods.qtha.deploy` build
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -24,9 +23,7 @@ from qcompress.methods.qtha.circuit import QthaStatevector
 from qcompress.methods.qtha.deploy import FoldedQtha
 from qcompress.methods.tensor_train import TTLinear
 from qcompress.numerics import full_precision
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 def base_features(layer: torch.nn.Module) -> tuple[int, int]:
@@ -50,7 +47,7 @@ class QthaLayer(torch.nn.Module):
     :class:`SiblingBranches`, stacked with the layers that read the same input; a layer on its
     own is a group of one."""
 
-    def __init__(self, base: torch.nn.Module, config: FitConfig, circuit: torch.nn.Module, angles: torch.Tensor) -> None:
+    def __init__(self, base: torch.nn.Module, config: RunConfig, circuit: torch.nn.Module, angles: torch.Tensor) -> None:
         super().__init__()
         qtha, rank = config.qtha, config.adapter.rank
         in_features, out_features = base_features(base)

@@ -19,7 +19,6 @@ tiny ones per layer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 import torch
 from transformers import PreTrainedModel
@@ -31,9 +30,7 @@ from qcompress.methods.qtha.ansatz import build_qtha_ansatz, check_size
 from qcompress.methods.qtha.deploy import NOT_A_PLAIN_MODEL, FoldedQtha, deploy_groups
 from qcompress.methods.qtha.layer import QthaLayer, SiblingBranches, base_features, make_circuit
 from qcompress.models import resolve_target_modules
-
-if TYPE_CHECKING:  # annotations only: training uses methods, never the reverse
-    from qcompress.training.config import FitConfig
+from qcompress.methods.run_config import RunConfig
 
 
 def target_layers(model: PreTrainedModel, targets) -> list[tuple[str, torch.nn.Module]]:
@@ -60,7 +57,7 @@ def replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> N
 
 
 class QthaAdapted(AdaptedModel):
-    def __init__(self, model: PreTrainedModel, config: FitConfig):
+    def __init__(self, model: PreTrainedModel, config: RunConfig):
         rank = config.adapter.rank
         self.depth = config.qtha.layers or rank
         check_size(rank, self.depth)
@@ -149,5 +146,5 @@ class QthaMethod(Method):
     # stayed at 39.44 (LoRA: 39.14); the zero-initialised TT_B core needs the larger steps to get going.
     default_lr = 3e-3
 
-    def attach(self, model: PreTrainedModel, config: FitConfig) -> QthaAdapted:
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> QthaAdapted:
         return QthaAdapted(model, config)
