@@ -192,11 +192,12 @@ def _fit(
         config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
     if config is None:
         raise InputError("a fit needs a config (or --resume of an existing run)")
-    finished = _finished_summary(out, config, header["config_sha256"]) if header is not None and processes.main else None
+    finished = _finished_summary(out, config, header["config_sha256"]) if header is not None else None
     if finished is not None:  # resuming a complete run changes nothing, not even its report's timings
-        note(f"{out} is complete ({config.steps} of {config.steps} steps): nothing to resume")
+        if processes.main:  # every rank stops here (read only), so none waits for a group the others never join
+            note(f"{out} is complete ({config.steps} of {config.steps} steps): nothing to resume")
         workspace.finish()
-        return FitResult(out, finished)
+        return FitResult(out, finished if processes.main else None)
     if config.threads:
         torch.set_num_threads(config.threads)
     # every generator a checkpoint records is seeded, so two identical runs write identical checkpoints

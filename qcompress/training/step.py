@@ -41,7 +41,7 @@ class TrainStep:
         for micro in range(self.grad_accum):
             batch = micro_batches(micro)
             last = micro == self.grad_accum - 1
-            sync = contextlib.nullcontext() if last or not hasattr(self.model, "no_sync") else self.model.no_sync()
+            sync = self.model.no_sync() if self.processes.distributed and not last else contextlib.nullcontext()
             with sync:
                 with self.precision.autocast():
                     loss = self.model(input_ids=batch, labels=batch).loss / self.grad_accum

@@ -88,6 +88,7 @@ def test_train_suite_times_each_method_and_the_bare_peft_loop_on_the_same_batch(
         assert set(results) == {"lora", "qtha", "peft-loop"} and results["qtha"]["trainable"] != results["lora"]["trainable"]
         assert {r["tokens_per_step"] for r in results.values()} == {tokens}
         assert all(r["peak_gpu_mb"] is None for r in results.values())  # no GPU: reported as absent, not 0
+        assert results["peft-loop"]["peak_rss_mb"] is None  # its loop runs in-process with nothing else: not measured
     report = (tmp_path / "train.md").read_text()
     assert "device cpu" in report and "batch 4 x 32 tokens" in report  # passed to every fit and recorded
 

@@ -33,7 +33,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch(launcher: str, args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+def launch(launcher: str, args: list[str], tmp_path: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """``qcompress`` ARGS in two processes on the CPU through ``launcher`` (torchrun or accelerate)."""
     port = str(free_port())
     if launcher == "torchrun":
@@ -42,7 +42,7 @@ def launch(launcher: str, args: list[str], tmp_path: Path) -> subprocess.Complet
         prefix = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1", "--main_process_port", port]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(tmp_path / "hf")}
-    done = subprocess.run([*prefix, "-m", "qcompress.cli", *args], capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run([*prefix, "-m", "qcompress.cli", *args], capture_output=True, text=True, env=env, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -71,6 +71,9 @@ def test_two_processes_match_one_with_the_same_global_batch(run_cli, tiny_llama_
     assert done.stdout.count("held-out perplexity") == 1  # rank 0 alone reports
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
     assert summary["processes"] == 2
+    # resuming the complete run: every rank stops at once (none waits for a process group the others skip)
+    again = launch("torchrun", ["fit", "--resume", "--out", str(tmp_path / "two")], tmp_path, timeout=180)
+    assert again.stderr.count("nothing to resume") == 1
 
 
 def test_resume_under_accelerate_launch_continues_a_checkpoint(tiny_llama_dir, corpus_dir, tmp_path):

@@ -56,7 +56,7 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
             for name in samples:
                 if name == "peft-loop":
                     summary = peft_loop(model, batch_size, seq_len, steps, threads, device, precision)
-                    summary = {"seconds_per_step_median": summary["seconds_per_step"], "peak_rss_mb": float("nan"),
+                    summary = {"seconds_per_step_median": summary["seconds_per_step"], "peak_rss_mb": None,
                                "peak_gpu_mb": summary["peak_gpu_mb"], "counts": {"trainable": 0},
                                "tokens_per_step": summary["tokens_per_step"]}
                 else:
@@ -66,7 +66,7 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
         shape_results = {
             name: {
                 "seconds_per_step": statistics.median(s["seconds_per_step_median"] for s in runs),
-                "peak_rss_mb": max(s["peak_rss_mb"] for s in runs),
+                "peak_rss_mb": max((s["peak_rss_mb"] or 0.0) for s in runs) or None,  # None: not measured (peft-loop)
                 "peak_gpu_mb": max((s.get("peak_gpu_mb") or 0.0) for s in runs) or None,
                 "trainable": runs[0]["counts"]["trainable"],
                 "tokens_per_step": runs[0]["tokens_per_step"],
@@ -77,7 +77,7 @@ def run(out_dir: Path, model: str, data: str, steps: int, rounds: int, threads: 
         first = next(iter(shape_results))
         rows = [[name, f"{r['trainable']:,}" if name != "peft-loop" else "(same as lora)", r["tokens_per_step"],
                  f"{r['seconds_per_step']:.3f}", f"{r['seconds_per_step'] / shape_results[first]['seconds_per_step']:.2f}x",
-                 f"{r['peak_rss_mb']:.0f}", f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] else "-"]
+                 f"{r['peak_rss_mb']:.0f}" if r["peak_rss_mb"] else "-", f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] else "-"]
                 for name, r in shape_results.items()]
         sections.append(f"### batch {batch_size} x {seq_len} tokens\n\n" + markdown_table(
             ["method", "trainable", "tokens/step", "s/step (median)", f"vs {first}", "peak RSS (MB)", "peak GPU (MB)"], rows))
