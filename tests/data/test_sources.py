@@ -1,22 +1,14 @@
-"""Corpus sources, held-out splits, token blocks, and the Austen loader (a synthetic .deb; the real one is slow)."""
+"""Corpus sources (files, folders, JSON lines), held-out tails, and token blocks; synthetic text only."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import json
-import shutil
-import tarfile
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from qcompress import data
-from qcompress.data import AUSTEN_HELDOUT, AUSTEN_NOVELS, eval_tokens, load_corpus, pack_blocks
+from qcompress.data import eval_tokens, load_corpus, pack_blocks
 from qcompress.errors import InputError
 
 
@@ -170,96 +162,3 @@ def test_pack_blocks_cuts_full_blocks_without_padding(tokenizer, corpus_dir):
 def test_pack_blocks_refuses_a_corpus_shorter_than_one_block(tokenizer):
     with pytest.raises(InputError, match=r"only \d+ tokens, fewer than one block of 4096"):
         pack_blocks(["A short text."], tokenizer, seq_len=4096)
-
-
-def _lazyload_db(objects: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
-    """An R lazy-load database (.rdb blobs + gzip'd .rdx index), as R's makeLazyLoadDB writes it."""
-    from rdata.conversion import convert_python_to_r_data
-    from rdata.unparser import unparse_data
-
-    rdb, index = b"", {}
-    for name, value in objects.items():
-        serialised = unparse_data(convert_python_to_r_data(value), file_type="rds")
-        blob = len(serialised).to_bytes(4, "big") + zlib.compress(serialised)
-        index[name] = np.array([len(rdb), len(blob)], dtype=np.int32)
-        rdb += blob
-    rdx = {"variables": index, "references": {}, "compressed": np.array([True])}
-    return rdb, gzip.compress(unparse_data(convert_python_to_r_data(rdx), file_type="rds"))
-
-
-def _deb(files: dict[str, bytes]) -> bytes:
-    """A minimal .deb: an ar archive with debian-binary, control.tar.xz and data.tar.xz."""
-    def tar_xz(entries: dict[str, bytes]) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
-            for name, content in entries.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                archive.addfile(info, io.BytesIO(content))
-        return buffer.getvalue()
-
-    members = {"debian-binary": b"2.0\n", "control.tar.xz": tar_xz({"./control": b"Package: x\n"}),
-               "data.tar.xz": tar_xz(files)}
-    out = b"!<arch>\n"
-    for name, content in members.items():
-        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n".encode()
-        out += header + content + (b"\n" if len(content) % 2 else b"")
-    return out
-
-
-def test_austen_is_read_from_the_packages_lazy_load_database():
-    lines = {name: np.array([title, "", "Chapter 1", "", "", "It was a  ", "  fine day.", ""])
-             for name, title in AUSTEN_NOVELS.items()}
-    rdb, rdx = _lazyload_db({**lines, "unrelated": np.array(["x"])})
-    prefix = "./usr/lib/R/site-library/janeaustenr/data/"
-    deb = _deb({prefix + "Rdata.rdb": rdb, prefix + "Rdata.rdx": rdx, "./usr/share/doc/readme": b"odd"})
-    novels = data.austen_from_deb(deb)
-    assert sorted(novels) == sorted(AUSTEN_NOVELS)
-    assert novels["emma"] == "Emma\n\nChapter 1\n\nIt was a fine day.\n"
-
-
-def test_not_a_deb_is_refused():
-    with pytest.raises(InputError, match="not a Debian package"):
-        data.austen_from_deb(b"<html>proxy error</html>")
-
-
-def _populate_austen_cache(root: Path) -> Path:
-    folder = root / "corpora" / "austen"
-    folder.mkdir(parents=True)
-    hashes = {}
-    for name in AUSTEN_NOVELS:
-        content = f"{name} first paragraph.\n\n{name} second paragraph.\n".encode()
-        (folder / f"{name}.txt").write_bytes(content)
-        hashes[f"{name}.txt"] = hashlib.sha256(content).hexdigest()
-    (folder / data.AUSTEN_MANIFEST).write_text(json.dumps({"sha256": hashes}))
-    return folder
-
-
-def test_austen_cache_hit_needs_no_apt(monkeypatch, tmp_path):
-    monkeypatch.setenv("QCOMPRESS_CACHE", str(tmp_path))
-    _populate_austen_cache(tmp_path)
-    monkeypatch.setattr(data, "download_deb", lambda *args: pytest.fail("apt must not run on a cache hit"))
-    corpus = load_corpus("austen")
-    assert len(corpus.train_texts) == 5
-    assert corpus.eval_texts == [f"{AUSTEN_HELDOUT} first paragraph.\n\n{AUSTEN_HELDOUT} second paragraph.\n"]
-    assert corpus.train_texts[0].startswith("sensesensibility")
-    assert corpus.description == "Austen: 5 novels for training, Persuasion held out"
-
-
-def test_corrupt_austen_cache_says_how_to_rebuild(monkeypatch, tmp_path):
-    monkeypatch.setenv("QCOMPRESS_CACHE", str(tmp_path))
-    folder = _populate_austen_cache(tmp_path)
-    (folder / "emma.txt").write_text("tampered")
-    with pytest.raises(InputError, match="missing or corrupt.*qcompress prepare"):
-        load_corpus("austen")
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs Debian's apt-get")
-def test_austen_from_the_real_debian_package(monkeypatch, tmp_path):
-    monkeypatch.setenv("QCOMPRESS_CACHE", str(tmp_path))
-    folder = data.prepare_default_corpus()
-    novels = data.read_austen(folder)
-    assert novels["persuasion"].startswith("Persuasion\n\nby\n\nJane Austen\n\n(1818)\n\nChapter 1\n\nSir Walter Elliot")
-    assert all(400_000 < len(text) < 900_000 for text in novels.values())
-    assert data.prepare_default_corpus() == folder
