@@ -55,14 +55,14 @@ def write_suite(out_dir: Path, suite: str, payload: dict[str, Any], markdown: st
     return [json_path, md_path]
 
 
-def new_figure():
-    """A headless matplotlib figure and axes (Agg: benchmarks run on servers without a display)."""
+def new_figure(panels: int = 1):
+    """A headless matplotlib figure and its axes, ``panels`` side by side (Agg: benchmarks run on servers without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=(6, 4))
+    return plt.subplots(1, panels, figsize=(6 + 5 * (panels - 1), 4 + 0.2 * (panels - 1)))
 
 
 def save_png(figure, path: Path) -> None:

@@ -1,0 +1,62 @@
+"""The fair sweep (tools/bench/sweep.py): rate chosen on validation, grid extended at an edge, failures recorded, restarts reuse."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
+
+import sweep  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ({1e-3: 5.0, 1e-2: 6.0, 1e-1: 7.0}, 1e-4),  # best at the low edge: one grid step below
+        ({1e-3: 7.0, 1e-2: 6.0, 1e-1: 5.0}, 1.0),  # best at the high edge: one grid step above
+        ({1e-3: 7.0, 1e-2: 5.0, 1e-1: 6.0}, None),  # best inside: the grid brackets it
+        ({1e-3: math.inf, 1e-2: math.inf}, None),  # every fit failed: nothing to extend towards
+    ],
+)
+def test_grid_is_extended_only_past_the_edge_where_the_best_rate_sits(scores, expected):
+    extra = sweep.extend_grid(list(scores), scores)
+    assert extra == (None if expected is None else pytest.approx(expected))
+
+
+def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_path, tiny_gpt2_dir, corpus_dir):
+    settings = sweep.Settings(
+        out=tmp_path, model=str(tiny_gpt2_dir), steps=[2], seeds=[0, 1], variants=["lora-r1"], lr_grid=[1e-3, 1e30],
+        jobs=2, device="cpu", train_data=str(corpus_dir / "train"), test_data=str(corpus_dir / "heldout.txt"),
+        ood_data=str(corpus_dir / "train" / "book0.txt"), max_extensions=1,
+        fit_args=["--seq-len", "32", "--eval-tokens", "256", "--eval-seq-len", "64", "--eval-stride", "32"],
+    )
+    messages: list[str] = []
+    payload = sweep.run(settings, progress=messages.append)
+    assert messages[0].startswith("sweep: 1 variants x 1 budgets; 3 of 3 fits to run")
+    (row,) = payload["rows"]
+    assert row["tuning"]["1e+30"] is None  # the loss became NaN: recorded as a failed rate, not a crash of the sweep
+    tried = {float(lr): ppl for lr, ppl in row["tuning"].items() if ppl is not None}
+    assert row["lr_grid"] == [1e-36, 1e-3, 1e30]  # 1e-3 won at the low edge: one grid step (x 1e-33) below it was tried
+    assert row["chosen_lr"] == min(tried, key=tried.get)
+    assert row["seeds"] == [0, 1] and row["failed_seeds"] == []
+    assert row["validation"][0] == pytest.approx(sum(
+        json.loads((sweep.FitKey("lora-r1", 2, row["chosen_lr"], seed).directory(tmp_path) / "summary.json").read_text())["eval_perplexity"]
+        for seed in (0, 1)) / 2)
+    assert {"test", "ood", "trainable"} <= set(row) and set(payload["base"]) == {"validation", "test", "ood"}
+    assert row["ood_worse_than_base"] == (row["ood"][0] > payload["base"]["ood"])
+    report = (tmp_path / "sweep.md").read_text()
+    assert "| lora-r1 |" in report and "1e-36, 0.001, 1e+30" in report
+    assert (tmp_path / "sweep-2.png").read_bytes()[:4] == b"\x89PNG"
+
+    records = [*tmp_path.rglob("summary.json"), *tmp_path.rglob("*.failed.json"), *(tmp_path / "sweep-evals").glob("*.json")]
+    stamps = {path: path.stat().st_mtime_ns for path in records}
+    assert len(stamps) == 3 + 1 + 4 + 3  # 3 summaries, 1 failure record, 2 x 2 run evaluations, 3 of the base model
+    again: list[str] = []
+    assert sweep.run(settings, progress=again.append)["rows"] == payload["rows"]
+    assert "0 of 3 fits to run" in again[0]
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())

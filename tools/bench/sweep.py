@@ -1,0 +1,293 @@
+"""The fair sweep: every variant at its own best learning rate, chosen on validation, reported on test and out of domain.
+
+Protocol, the same for every variant and every step budget:
+1. tune: one fit per learning rate of the grid (seed = the first seed) on the training split; its
+   held-out part is the validation split, so the fit's own final perplexity is the validation figure.
+   When the best rate sits at an edge of the grid the grid is extended one step past that edge (at
+   most ``max_extensions`` times), so no method is reported at a rate it was not allowed to leave;
+2. repeat: the chosen rate over the remaining seeds;
+3. score: every fit of step 2 on the test text and on the out-of-domain text with ``qcompress eval``,
+   and the base model on all three texts.
+Runs live under ``OUT/sweep-runs/<steps>/<variant>/lr<lr>/seed<seed>`` and evaluations under
+``OUT/sweep-evals``: a finished fit or evaluation is reused, an interrupted fit is resumed, so the
+sweep can be stopped and restarted at any point. Fits run ``jobs`` at a time, each as its own
+``qcompress fit`` process (on a CPU the cores are split between them).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import environment, write_suite
+from fits import mean_std
+from sweep_report import plot, render
+
+from qcompress.atomic import write_json_atomic
+from qcompress.training.run_dir import HEADER, read_header
+
+LR_GRID = (3e-4, 1e-3, 3e-3, 1e-2)
+MAX_EXTENSIONS = 2
+TRAIN_DATA, TEST_DATA, OOD_DATA = "austen-train", "austen-test", "state-of-the-union"
+
+QTHA = ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"]
+VARIANTS: dict[str, list[str]] = {
+    **{f"lora-r{r}": ["--method", "lora", "--rank", str(r)] for r in (1, 2, 4, 8, 16)},
+    "vera": ["--method", "vera"],
+    "fourierft": ["--method", "fourierft"],
+    "vblora": ["--method", "vblora"],
+    "ia3": ["--method", "ia3"],
+    "tinylora": ["--method", "tinylora"],
+    **{f"qpa-lora-{n}": ["--method", "qpa-lora", "--n-mlp", str(n)] for n in (512, 1024, 2048)},
+    **{f"classical-ablation-{n}": ["--method", "qpa-lora", "--n-mlp", str(n), "--backend", "classical"] for n in (512, 1024, 2048)},
+    "qtha-L4": [*QTHA, "--qtha-layers", "4"],
+    "qtha-L8": [*QTHA, "--qtha-layers", "8"],
+    "qpa-dora": ["--method", "qpa-dora"],
+    "qpa-ffa": ["--method", "qpa-ffa"],
+}
+#: seconds per step of a 4 x 128-token fit of SmolLM2-135M relative to LoRA's (docs/BENCHMARKS.md), for the estimate
+RELATIVE_STEP_COST = {"qtha": 2.6, "qpa": 1.15, "classical": 1.1}
+#: LoRA's seconds per step at 4 x 128 tokens, when no finished fit tells better: 2 CPU cores, one GPU
+PRIOR_STEP_SECONDS = {"cpu": 2.0, "cuda": 0.15}
+EVAL_SECONDS = {"cpu": 45.0, "cuda": 5.0}  # one 8,192-token evaluation, model load included
+
+
+@dataclass(frozen=True)
+class FitKey:
+    """One fit of the sweep: where it lives is a function of what it is, which is what makes restarts work."""
+
+    variant: str
+    steps: int
+    lr: float
+    seed: int
+
+    def directory(self, root: Path) -> Path:
+        return root / "sweep-runs" / f"{self.steps}steps" / self.variant / f"lr{self.lr:g}" / f"seed{self.seed}"
+
+    def failure_file(self, root: Path) -> Path:
+        """Where a failed fit is recorded (beside its run directory, which a failed fit does not keep)."""
+        out = self.directory(root)
+        return out.with_name(out.name + ".failed.json")
+
+    def finished(self, root: Path) -> bool:
+        return (self.directory(root) / "summary.json").is_file() or self.failure_file(root).is_file()
+
+
+@dataclass
+class Settings:
+    out: Path
+    model: str
+    steps: list[int]
+    seeds: list[int]
+    variants: list[str]
+    lr_grid: list[float]
+    jobs: int
+    device: str
+    train_data: str = TRAIN_DATA
+    test_data: str = TEST_DATA
+    ood_data: str = OOD_DATA
+    fit_args: Sequence[str] = ()
+    max_extensions: int = MAX_EXTENSIONS
+
+    def threads(self) -> int:
+        """CPU threads per fit: the cores shared among the parallel fits."""
+        return max(1, (os.cpu_count() or 1) // self.jobs)
+
+
+def qcompress_json(*args: str) -> tuple[dict[str, Any] | None, str]:
+    """``qcompress ARGS --json``: (its JSON, "") on success, (None, its last error line) on failure."""
+    done = subprocess.run([sys.executable, "-m", "qcompress.cli", *args, "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return None, lines[-1] if lines else f"exit {done.returncode}"
+    return json.loads(done.stdout), ""
+
+
+def run_fit(key: FitKey, settings: Settings) -> dict[str, Any]:
+    """The fit's summary (reused when finished, resumed when interrupted), or ``{"failed": reason}``.
+
+    A fit that fails — typically a loss that became NaN at too high a rate — is a result of the
+    sweep, not an error in it: it is recorded and scores as infinitely bad."""
+    out = key.directory(settings.out)
+    summary_file, failure_file = out / "summary.json", key.failure_file(settings.out)
+    if summary_file.is_file():
+        return json.loads(summary_file.read_text())
+    if failure_file.is_file():
+        return json.loads(failure_file.read_text())
+    summary, error = qcompress_json("fit", "--out", str(out), "--resume") if (out / HEADER).is_file() else (None, "")
+    if summary is None:
+        flags = [*VARIANTS[key.variant], "--model", settings.model, "--data", settings.train_data, "--steps", str(key.steps),
+                 "--lr", f"{key.lr:g}", "--seed", str(key.seed), "--eval-every", "0", "--device", settings.device,
+                 "--threads", str(settings.threads()), *settings.fit_args]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        summary, error = qcompress_json("fit", *flags, "--out", str(out), "--force")
+    if summary is None:
+        summary = {"failed": error}
+        write_json_atomic(failure_file, summary)
+    print(f"{key.variant} {key.steps} steps lr {key.lr:g} seed {key.seed}: "
+          + (f"validation {summary['eval_perplexity']:.3f}" if "failed" not in summary else f"failed: {summary['failed']}"), flush=True)
+    return summary
+
+
+def evaluate(target: str, name: str, flags: Sequence[str], settings: Settings) -> float:
+    """``qcompress eval TARGET FLAGS`` perplexity, cached in ``OUT/sweep-evals/NAME.json``."""
+    cache = settings.out / "sweep-evals" / f"{name}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())["perplexity"]
+    result, error = qcompress_json("eval", target, *flags)
+    if result is None:
+        raise SystemExit(f"qcompress eval {target} {' '.join(flags)} failed: {error}")
+    write_json_atomic(cache, result)
+    return result["perplexity"]
+
+
+def window_flags(run: Path) -> list[str]:
+    """The run's own evaluation tokens and window, so every text is scored the way the fit scored validation."""
+    config = read_header(run)["config"]
+    flags = ["--max-tokens", str(config["eval_tokens"])]
+    for option, key in (("--seq-len", "eval_seq_len"), ("--stride", "eval_stride")):
+        if config.get(key) is not None:
+            flags += [option, str(config[key])]
+    return flags
+
+
+def validation_perplexity(summary: dict[str, Any]) -> float:
+    return math.inf if "failed" in summary else summary["eval_perplexity"]
+
+
+def extend_grid(grid: list[float], scores: dict[float, float]) -> float | None:
+    """The next rate to try when the best so far sits at an edge of ``grid`` (a grid step beyond it), else None."""
+    ordered = sorted(grid)
+    best = min(ordered, key=lambda lr: scores[lr])
+    if len(ordered) < 2 or not math.isfinite(scores[best]):
+        return None
+    if best == ordered[0]:
+        return ordered[0] * ordered[0] / ordered[1]
+    if best == ordered[-1]:
+        return ordered[-1] * ordered[-1] / ordered[-2]
+    return None
+
+
+def run_all(keys: list[FitKey], settings: Settings) -> dict[FitKey, dict[str, Any]]:
+    """Every fit of ``keys``, ``settings.jobs`` at a time."""
+    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
+        return dict(zip(keys, pool.map(lambda key: run_fit(key, settings), keys)))
+
+
+def tune(settings: Settings) -> dict[tuple[str, int], dict[float, dict[str, Any]]]:
+    """Step 1 for every (variant, steps): the grid's fits, extended at an edge while the best sits there."""
+    seed = settings.seeds[0]
+    trials: dict[tuple[str, int], dict[float, dict[str, Any]]] = {(v, s): {} for v in settings.variants for s in settings.steps}
+    pending = [FitKey(v, s, lr, seed) for (v, s) in trials for lr in settings.lr_grid]
+    for _ in range(settings.max_extensions + 1):
+        for key, summary in run_all(pending, settings).items():
+            trials[(key.variant, key.steps)][key.lr] = summary
+        pending = []
+        for (variant, steps), by_lr in trials.items():
+            scores = {lr: validation_perplexity(summary) for lr, summary in by_lr.items()}
+            extra = extend_grid(list(by_lr), scores)
+            if extra is not None and len(by_lr) < len(settings.lr_grid) + settings.max_extensions:
+                pending.append(FitKey(variant, steps, extra, seed))
+        if not pending:
+            break
+    return trials
+
+
+def estimate(settings: Settings) -> str:
+    """Fits still to run and roughly how long they and the evaluations take, printed before anything starts."""
+    device = "cuda" if settings.device.startswith("cuda") else "cpu"
+    lora_step = finished_lora_step_seconds(settings) or PRIOR_STEP_SECONDS[device]
+    runs = settings.out / "sweep-runs"
+    todo = [(v, s) for v in settings.variants for s in settings.steps for lr in settings.lr_grid
+            if not FitKey(v, s, lr, settings.seeds[0]).finished(settings.out)]
+    todo += [(v, s) for v in settings.variants for s in settings.steps for seed in settings.seeds[1:]
+             if not any((runs / f"{s}steps" / v).glob(f"*/seed{seed}/summary.json"))
+             and not any((runs / f"{s}steps" / v).glob(f"*/seed{seed}.failed.json"))]
+    total = len(settings.variants) * len(settings.steps) * (len(settings.lr_grid) + len(settings.seeds) - 1)
+    fit_seconds = sum(steps * lora_step * step_cost(variant) + 2 * EVAL_SECONDS[device] for variant, steps in todo)
+    eval_seconds = 2 * EVAL_SECONDS[device] * len(settings.variants) * len(settings.steps) * len(settings.seeds)
+    hours = (fit_seconds / settings.jobs + eval_seconds) / 3600
+    return (f"sweep: {len(settings.variants)} variants x {len(settings.steps)} budgets; {len(todo)} of {total} fits to run "
+            f"(+ up to {settings.max_extensions} grid extensions each), LoRA ~{lora_step:.2f} s/step on {settings.device}, "
+            f"{settings.jobs} at a time: at most about {hours:.1f} h (finished evaluations are reused too)")
+
+
+def step_cost(variant: str) -> float:
+    return next((cost for prefix, cost in RELATIVE_STEP_COST.items() if variant.startswith(prefix)), 1.0)
+
+
+def finished_lora_step_seconds(settings: Settings) -> float | None:
+    """LoRA's median s/step among this sweep's finished fits, the best predictor of the rest."""
+    seconds = [json.loads(path.read_text())["seconds_per_step_median"]
+               for path in (settings.out / "sweep-runs").glob("*/lora-r*/*/*/summary.json")]
+    seconds = [value for value in seconds if value]
+    return sorted(seconds)[len(seconds) // 2] if seconds else None
+
+
+def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """The whole protocol; writes sweep.json, sweep.md and one sweep-<steps>.png per budget into ``settings.out``."""
+    progress(estimate(settings))
+    trials = tune(settings)
+    chosen = {group: min(by_lr, key=lambda lr: validation_perplexity(by_lr[lr])) for group, by_lr in trials.items()}
+    repeats = run_all([FitKey(v, s, chosen[(v, s)], seed) for (v, s) in trials for seed in settings.seeds[1:]], settings)
+    finished = [FitKey(v, s, lr, settings.seeds[0]) for (v, s), by_lr in trials.items() for lr, summary in by_lr.items()
+                if "failed" not in summary]
+    if not finished:
+        raise SystemExit("sweep: every fit failed; see the .failed.json files under " + str(settings.out / "sweep-runs"))
+    window = window_flags(finished[0].directory(settings.out))
+    texts = {"validation": ["--data", settings.train_data], "test": ["--eval-data", settings.test_data],
+             "ood": ["--eval-data", settings.ood_data]}
+    base = {name: evaluate(settings.model, f"base-{name}", [*flags, *window], settings) for name, flags in texts.items()}
+    rows = [row(variant, steps, trials[(variant, steps)], chosen[(variant, steps)], repeats, base, settings)
+            for variant in settings.variants for steps in settings.steps]
+    payload = {
+        "suite": "sweep",
+        "settings": {"model": settings.model, "device": settings.device, "steps": settings.steps, "seeds": settings.seeds,
+                     "lr_grid": settings.lr_grid, "max_extensions": settings.max_extensions, "train_data": settings.train_data,
+                     "validation": f"held-out part of {settings.train_data}", "test_data": settings.test_data,
+                     "ood_data": settings.ood_data, "fit_args": list(settings.fit_args), "jobs": settings.jobs},
+        "environment": environment(["torch", "transformers", "peft", "quimb"]),
+        "base": base,
+        "rows": rows,
+    }
+    markdown = render(payload)
+    progress(markdown)
+    write_suite(settings.out, "sweep", payload, markdown)
+    for steps in settings.steps:
+        plot(payload, steps, settings.out / f"sweep-{steps}.png")
+    return payload
+
+
+def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], lr: float, repeats: dict[FitKey, dict[str, Any]],
+        base: dict[str, float], settings: Settings) -> dict[str, Any]:
+    """One table row: the tuning trace, then mean ± std over seeds on validation, test and out of domain."""
+    seeds = {settings.seeds[0]: by_lr[lr], **{key.seed: s for key, s in repeats.items() if (key.variant, key.steps) == (variant, steps)}}
+    finished = {seed: s for seed, s in seeds.items() if "failed" not in s}
+    result: dict[str, Any] = {
+        "variant": variant, "steps": steps, "flags": VARIANTS[variant], "lr_grid": sorted(by_lr), "chosen_lr": lr,
+        "tuning": {f"{tried:g}": (None if "failed" in s else s["eval_perplexity"]) for tried, s in sorted(by_lr.items())},
+        "seeds": sorted(finished), "failed_seeds": sorted(set(seeds) - set(finished)),
+    }
+    if not finished:
+        return result
+    first = next(iter(finished.values()))
+    scores = {"validation": [s["eval_perplexity"] for s in finished.values()]}
+    for name, spec in (("test", settings.test_data), ("ood", settings.ood_data)):
+        runs = [FitKey(variant, steps, lr, seed).directory(settings.out) for seed in finished]
+        scores[name] = [evaluate(str(run), f"{steps}steps-{variant}-lr{lr:g}-seed{run.name[4:]}-{name}",
+                                 ["--eval-data", spec, *window_flags(run)], settings) for run in runs]
+    result.update({
+        "trainable": first["counts"]["trainable"],
+        **{name: mean_std(values) for name, values in scores.items()},
+        "ood_worse_than_base": mean_std(scores["ood"])[0] > base["ood"],
+        "seconds_per_step": mean_std([s["seconds_per_step_median"] for s in finished.values()]),
+    })
+    return result

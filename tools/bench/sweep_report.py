@@ -1,0 +1,69 @@
+"""The fair sweep's Markdown table and Pareto plots (perplexity against trainable parameters, in and out of domain)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from common import markdown_table, new_figure, save_png
+
+#: plot families by variant-name prefix (first match wins), each with its own marker
+FAMILIES = {"lora-": "o", "vera": "v", "fourierft": "P", "vblora": "X", "ia3": "<", "tinylora": ">",
+            "qpa-lora-": "s", "classical-ablation-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h"}
+
+
+def _mean_std(pair: list[float] | None) -> str | None:
+    return None if pair is None else f"{pair[0]:.2f} ± {pair[1]:.2f}"
+
+
+def render(payload: dict[str, Any]) -> str:
+    """One table per step budget, rows sorted by test perplexity, so the winner is the first line."""
+    s, base = payload["settings"], payload["base"]
+    parts = [
+        f"## Fair sweep: {s['model']}, learning rate chosen on validation, seeds {s['seeds']}\n\n"
+        f"Train on `{s['train_data']}`; validation = its held-out part; test = `{s['test_data']}`; out of domain = "
+        f"`{s['ood_data']}` (no fit trains on it). Learning-rate grid {', '.join(f'{lr:g}' for lr in s['lr_grid'])}, "
+        f"extended past an edge up to {s['max_extensions']} times; the chosen rate is the one with the lowest validation "
+        f"perplexity at seed {s['seeds'][0]}, then run over every seed. Device: {s['device']}.\n\n"
+        f"Base model: validation {base['validation']:.2f}, test {base['test']:.2f}, out of domain {base['ood']:.2f}.\n"
+    ]
+    for steps in s["steps"]:
+        rows = [r for r in payload["rows"] if r["steps"] == steps]
+        rows.sort(key=lambda r: r["test"][0] if "test" in r else float("inf"))
+        table = [[r["variant"], f"{r['trainable']:,}" if "trainable" in r else None,
+                  ", ".join(f"{lr:g}" for lr in r["lr_grid"]), f"{r['chosen_lr']:g}", len(r["seeds"]),
+                  _mean_std(r.get("validation")), _mean_std(r.get("test")), _mean_std(r.get("ood")),
+                  ("**worse than base**" if r["ood_worse_than_base"] else "no") if "ood" in r else None]
+                 for r in rows]
+        parts.append(f"\n### {steps} steps\n\n" + markdown_table(
+            ["variant", "trainable params", "lr grid", "chosen lr", "seeds", "validation ppl", "test ppl", "out-of-domain ppl",
+             "OOD worse than base"], table))
+        failed = [f"{r['variant']} (seeds {r['failed_seeds']})" for r in rows if r["failed_seeds"]]
+        if failed:
+            parts.append(f"\nFits that failed (loss became NaN or the fit exited with an error): {', '.join(failed)}.\n")
+    parts.append("\nTuning trace (validation perplexity at each rate tried, first seed; — = the fit failed):\n\n" + markdown_table(
+        ["variant", "steps", "validation ppl by lr"],
+        [[r["variant"], r["steps"], ", ".join(f"{lr}: {'—' if v is None else f'{v:.2f}'}" for lr, v in r["tuning"].items())]
+         for r in payload["rows"]]))
+    return "".join(parts)
+
+
+def plot(payload: dict[str, Any], steps: int, path: Path) -> None:
+    """Two panels, test and out-of-domain perplexity against trainable parameters (log x), std over seeds as error bars."""
+    figure, axes = new_figure(panels=2)
+    rows = [r for r in payload["rows"] if r["steps"] == steps and "test" in r]
+    for panel, (metric, title) in zip(axes, (("test", "in domain (test)"), ("ood", "out of domain"))):
+        for prefix, marker in FAMILIES.items():
+            family = sorted((r for r in rows if r["variant"].startswith(prefix)), key=lambda r: r["trainable"])
+            if family:
+                panel.errorbar([max(r["trainable"], 1) for r in family], [r[metric][0] for r in family],
+                               yerr=[r[metric][1] for r in family], marker=marker, linestyle="-", capsize=3,
+                               label=prefix.rstrip("-"))
+        panel.axhline(payload["base"][metric], color="grey", linestyle="--", label="base model")
+        panel.set_xscale("log")
+        panel.set_xlabel("trainable parameters")
+        panel.set_ylabel("perplexity")
+        panel.set_title(f"{title}, {steps} steps")
+        panel.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, ncol=2)
+    save_png(figure, path)
