@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     def eval_command(
         target: str = typer.Argument(..., help="A run directory, an artifact directory, or a model spec (e.g. smollm2-135m)."),
         data: str = typer.Option(None, help="Corpus whose held-out part is scored (default: the run's corpus, else 'austen')."),
-        eval_data: str = typer.Option(None, help="Score this text instead of the corpus' held-out part."),
+        eval_data: str = typer.Option(None, help="Score this text instead of the corpus' held-out part (a corpus name such as austen-test or state-of-the-union, or a path)."),
         seq_len: int | None = typer.Option(
             None, min=2, help="Window length in tokens (default: 256, or the model's context if shorter)."
         ),
