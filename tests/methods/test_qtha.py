@@ -36,7 +36,9 @@ def test_statevector_and_quimb_match_cirq_simulator(n_qubits, depth):
     assert expected.abs().max() > 1e-3  # a non-trivial state, not all <Z> = 0
 
 
-@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (3, 2), (8, 2), (9, 2)])  # 1, 1, 2 and 3 chunks
+# 1, 1, 2 and 3 chunks; each encoding after the first rotates the chunk order, so (8, 3) and (9, 4) go
+# round the rotations at least once and end in another order than they start in
+@pytest.mark.parametrize("n_qubits,depth", [(1, 2), (3, 2), (8, 2), (9, 2), (8, 3), (9, 4)])
 def test_stacked_members_each_match_cirq_simulator(n_qubits, depth):
     """Sibling layers' circuits run as one stacked computation (member axis): each member is its own circuit."""
     ansatz = build_ansatz("qtha", n_qubits=n_qubits, depth=depth)

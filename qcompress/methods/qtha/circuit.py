@@ -11,18 +11,26 @@ Why this layout: the circuit's cost per step is the number and size of the kerne
 ``v_proj``) run stacked, and the state of all tokens and members is one complex tensor
 (M, tokens, d_1, ..., d_k): the r qubits split into chunks of at most ``CHUNK_QUBITS``, chunk j
 of dimension d_j. A CRZ ring is a diagonal phase, one complex product with a precomputed
-exp(i*phi) (M, 1, d_1, ..., d_k). An RY wall is a Kronecker product of real chunk blocks and is
-applied on the real view (re/im interleaved last) as one matmul per chunk: the first chunks from
-the left, the last from the right with its block doubled to act on (amplitude, re/im) pairs, so a
-constant wall's last chunk is one (M, rows, 2d) @ (M, 2d, 2d) batched matmul and no chunk needs a
-transpose. Each layer's second RY wall is merged into the next layer's data encoding, and the
-first layer's encoding of |0...0> is a product state (the Kronecker weights themselves): per
-circuit layer that is 8 kernels (two build the layer's per-token blocks, four matmuls, two phase
-products) for every member and token together, where the first form spent ~22 per member. All
-constants are non-persistent buffers built on the weights' device, nothing is read back to the
-host, and no Python branch depends on a tensor's values, so a GPU step never waits on the host.
-Tried and measured slower on the CPU: chunks of 3 or 2 qubits (smaller, less efficient matmuls)
-and reversing the chunk order at each encoding so no block is doubled (the copy costs more).
+exp(i*phi) (M, 1, d_1, ..., d_k). An RY wall is a Kronecker product of real chunk blocks, applied
+on the real view (re/im interleaved last) as one matmul per chunk. A chunk that is not the
+innermost axis is multiplied from the left. A trained (constant) wall's innermost chunk is
+multiplied from the right, its block doubled to act on (amplitude, re/im) pairs: one
+(M, rows, 2d) @ (M, 2d, 2d) matmul for all tokens. A per-token wall instead moves its innermost
+axis to the front (one copy) and multiplies it from the left too, so the chunk order rotates at
+every encoding. Why: a doubled per-token block is twice the arithmetic and a 4x larger block to
+build and differentiate, and its matmul's backward was the costliest kernel of a step (with it,
+a circuit's forward and backward took ~7% longer on the CPU). Each layer's second RY wall is
+merged into the next layer's data encoding, and the first layer's encoding of |0...0> is a product state (the
+Kronecker weights themselves): per circuit layer about 9 kernels (two build the per-token
+blocks, four matmuls, one copy, two phase products) for every member and token together, where
+the first form spent ~22 per member. All constants are non-persistent buffers built on the
+weights' device, nothing is read back to the host, and no Python branch depends on a tensor's
+values, so a GPU step never waits on the host. Tried and measured slower on the CPU: chunks of 3
+or 2 qubits (smaller, less efficient matmuls); a real layout with re/im between the chunks, where
+no block is doubled but each phase product becomes a swap and two products (4-8x the complex
+product's time); running the tokens in cache-sized blocks (more kernels, no faster). Not tried,
+by per-kernel timings: rotating at the constant walls too (a copy and a second doubled matmul
+cost about what the broadcast matmul costs).
 The deployed model runs the same circuits with constant gates in another layout, built for
 ONNX Runtime's per-operation cost (:mod:`qcompress.methods.qtha.compiled`), from :meth:`QthaStatevector.schedule`.
 """
@@ -40,6 +48,9 @@ from qcompress.backends.base import basis_bits, z_signs
 from qcompress.methods.qtha.ansatz import check_size, ring_pairs, weights_per_layer
 
 CHUNK_QUBITS = 4
+
+#: :meth:`QthaStatevector.prepare`'s trained gates: data offsets, each layer's two ring phases, each constant wall's blocks
+PreparedGates = tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], list[list[torch.Tensor]]]
 
 
 def rotation_basis(n_qubits: int, transpose: bool) -> torch.Tensor:
@@ -105,16 +116,23 @@ class QthaStatevector(torch.nn.Module):
         ends = list(itertools.accumulate(self.chunks))
         self.bounds = list(zip([0, *ends[:-1]], ends))
         self.sizes = tuple(2**size for size in self.chunks)
-        # a chunk j before the last multiplies the (prefix, d_j, suffix * re/im) view from the left
-        self.prefixes = [math.prod(self.sizes[:j]) for j in range(n_chunks)]
-        self.suffixes = [2 * math.prod(self.sizes[j + 1 :]) for j in range(n_chunks)]
         self.register_buffer("forward_ring", ring_phase_map(n_qubits, 1).float(), persistent=False)
         self.register_buffer("backward_ring", ring_phase_map(n_qubits, -1).float(), persistent=False)
-        # <Z_i> from the real view's squares: each sign twice, for re and im
-        self.register_buffer("signs", z_signs(n_qubits, torch.float32).repeat_interleave(2, 0), persistent=False)
+        # <Z_i> from the real view's squares in the last layer's chunk order: each sign twice, for re and im
+        signs = z_signs(n_qubits, torch.float32).reshape(*self.sizes, n_qubits)
+        signs = signs.permute(*self.order(self.orientation(depth - 1)), n_chunks).reshape(-1, n_qubits)
+        self.register_buffer("signs", signs.repeat_interleave(2, 0).contiguous(), persistent=False)
         for index, size in enumerate(self.chunks):
-            basis = pair_basis(size) if index == n_chunks - 1 else rotation_basis(size, transpose=False)
-            self.register_buffer(f"block_basis_{index}", basis.float(), persistent=False)
+            self.register_buffer(f"left_basis_{index}", rotation_basis(size, transpose=False).float(), persistent=False)
+            self.register_buffer(f"pair_basis_{index}", pair_basis(size).float(), persistent=False)
+
+    def orientation(self, layer: int) -> int:
+        """How many times the chunk axes have been rotated when ``layer``'s rings and constant wall run."""
+        return layer % len(self.sizes)
+
+    def order(self, orientation: int) -> list[int]:
+        """The chunk at each axis position of the state, outermost first: rotation moves the innermost to the front."""
+        return [(position - orientation) % len(self.sizes) for position in range(len(self.sizes))]
 
     def schedule(self, weights: torch.Tensor) -> GateSchedule:
         """The trained angles regrouped as the circuit applies them, each layer's second RY wall merged forward.
@@ -134,17 +152,26 @@ class QthaStatevector(torch.nn.Module):
             final_wall=second_wall[..., -1, :],
         )
 
-    def prepare(self, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def prepare(self, weights: torch.Tensor) -> PreparedGates:
         """The trained gates of M circuits (weights (M, W)) as the state meets them, built in a few batched ops.
 
-        Returns the data offsets (M, layers, r), the ring phases exp(i*phi) (2 rings, layers, M, 1,
-        d_1, ..., d_k) and per chunk the blocks of every constant wall, the final one last (layers + 1,
-        M, ...). Training calls this every step (the gates depend on the trained angles)."""
+        Returns the data offsets (M, layers, r); per layer its two ring phases exp(i*phi), each
+        (M, 1, d, ..., d) in that layer's chunk order; and per constant wall (the final one last)
+        its blocks in its chunk order (:meth:`_constant_blocks`). Training calls this every step
+        (the gates depend on the trained angles); all of it is a few small tensors per member."""
         plan = self.schedule(weights)
-        angles = torch.stack([plan.forward_phases, plan.backward_phases]).transpose(1, 2)  # (2, L, M, 2^r)
-        phases = torch.polar(torch.ones_like(angles), angles).reshape(*angles.shape[:3], 1, *self.sizes)
-        walls = torch.cat([plan.walls, plan.final_wall.unsqueeze(-2)], -2).transpose(0, 1)  # (L + 1, M, r)
-        return plan.offsets, phases, self._blocks(self._kron_weights(walls), per_token=False)
+        angles = torch.stack([plan.forward_phases, plan.backward_phases], 1)  # (M, 2 rings, L, 2^r)
+        phases = torch.polar(torch.ones_like(angles), angles).reshape(*angles.shape[:3], *self.sizes)
+        walls = torch.cat([plan.walls, plan.final_wall.unsqueeze(-2)], -2)  # (M, L + 1, r)
+        kron = self._kron_weights(walls)
+        per_layer = []
+        for layer, ring in enumerate(phases.unbind(2)):  # ring: (M, 2, d_1, ..., d_k)
+            chunk_axes = [2 + chunk for chunk in self.order(self.orientation(layer))]
+            forward_phase, backward_phase = ring.permute(0, 1, *chunk_axes).unsqueeze(2).contiguous().unbind(1)
+            per_layer.append((forward_phase, backward_phase))
+        constant = [self._constant_blocks([w[:, wall] for w in kron], self.orientation(min(wall, self.depth - 1)))
+                    for wall in range(self.depth + 1)]
+        return plan.offsets, per_layer, constant
 
     def _kron_weights(self, angles: torch.Tensor) -> list[torch.Tensor]:
         """Per chunk, the Kronecker product of the (cos, sin) of its half angles, (..., d_j) from (..., r).
@@ -162,65 +189,78 @@ class QthaStatevector(torch.nn.Module):
             weights.append(kron)
         return weights
 
-    def _blocks(self, weights: list[torch.Tensor], per_token: bool) -> list[torch.Tensor]:
-        """Per chunk, the wall blocks for the Kronecker ``weights`` (*lead, d_j), shaped to broadcast in :meth:`_wall`.
+    def _left_block(self, kron: torch.Tensor, chunk: int, position: int) -> torch.Tensor:
+        """The (..., d, d) wall block of ``chunk`` for Kronecker weights (..., d), shaped to broadcast over the
+        chunks before ``position`` (the prefix axis of :meth:`_left`)."""
+        size = self.sizes[chunk]
+        block = (kron @ getattr(self, f"left_basis_{chunk}")).unflatten(-1, (size, size))
+        return block.unsqueeze(-3) if position else block
 
-        Chunks before the last get (*lead, [tokens: 1 if constant], [prefix: 1 unless the first], d, d);
-        the last one (*lead, 2d, 2d), acting on (amplitude, re/im) pairs from the right."""
-        blocks = []
-        for index, (kron, size) in enumerate(zip(weights, self.sizes)):
-            last = index == len(self.sizes) - 1
-            width = 2 * size if last else size
-            block = (kron @ getattr(self, f"block_basis_{index}")).unflatten(-1, (width, width))
-            if not last:
-                block = block if per_token else block.unsqueeze(-3)  # broadcast over the tokens
-                block = block if index == 0 else block.unsqueeze(-3)  # broadcast over the prefix chunks
-            blocks.append(block)
-        return blocks
+    def _constant_blocks(self, kron: list[torch.Tensor], orientation: int) -> list[torch.Tensor]:
+        """A constant wall's blocks by axis position, from per-chunk weights (M, d_j): the outer chunks'
+        (M, 1, [1], d, d), multiplied from the left with every token at once; the innermost chunk's
+        doubled (M, 2d, 2d), multiplied from the right on (amplitude, re/im) pairs as one matmul."""
+        order = self.order(orientation)
+        blocks = [self._left_block(kron[chunk], chunk, position).unsqueeze(1)  # broadcast over the tokens
+                  for position, chunk in enumerate(order[:-1])]
+        size = self.sizes[order[-1]]
+        pair = kron[order[-1]] @ getattr(self, f"pair_basis_{order[-1]}")
+        return blocks + [pair.unflatten(-1, (2 * size, 2 * size))]
 
-    def _wall(self, state: torch.Tensor, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
-        """An RY wall on the complex (M, tokens, d_1, ..., d_k) state: one real matmul per chunk, no transposes.
+    def _left(self, state: torch.Tensor, block: torch.Tensor, position: int) -> torch.Tensor:
+        """The complex (M, tokens, d, ..., d) state's chunk at axis ``position`` (not the innermost) times ``block``."""
+        members, tokens, *sizes = state.shape
+        prefix = (math.prod(sizes[:position]),) if position else ()
+        real = torch.view_as_real(state).reshape(members, tokens, *prefix, sizes[position], -1)
+        return torch.view_as_complex((block @ real).reshape(*state.shape, 2))
 
-        A constant last block (M, 2d, 2d) multiplies all tokens' rows of a member at once; a
-        per-token one (M, tokens, 2d, 2d) each token's."""
-        members, tokens = state.shape[:2]
-        real = torch.view_as_real(state)
-        for index, block in enumerate(blocks[:-1]):
-            prefix = (self.prefixes[index],) if index else ()
-            real = block @ real.reshape(members, tokens, *prefix, self.sizes[index], self.suffixes[index])
-        last, width = blocks[-1], 2 * self.sizes[-1]
-        if last.dim() == 3:
-            real = real.reshape(members, -1, width) @ last
-        else:
-            real = real.reshape(members, tokens, -1, width) @ last
-        return torch.view_as_complex(real.reshape(members, tokens, *self.sizes, 2))
+    def _constant_wall(self, state: torch.Tensor, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
+        """A trained RY wall: the outer chunks from the left, the innermost one from the right (doubled block)."""
+        for position, block in enumerate(blocks[:-1]):
+            state = self._left(state, block, position)
+        members, pair = state.shape[0], blocks[-1].shape[-1]
+        real = torch.view_as_real(state).reshape(members, -1, pair) @ blocks[-1]
+        return torch.view_as_complex(real.reshape(*state.shape, 2))
 
-    def run(self, gates: tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]], data: torch.Tensor) -> torch.Tensor:
+    def _encoding_wall(self, state: torch.Tensor, kron: Sequence[torch.Tensor], orientation: int) -> torch.Tensor:
+        """A per-token RY wall (weights ``kron`` per chunk, (M, tokens, d_j)), every chunk from the left.
+
+        The outer chunks are multiplied in place; then the innermost axis is moved to the front
+        (one copy of the state, the chunk order rotates) and multiplied there too. Why: a per-token
+        block multiplied from the right would have to be doubled for the (re, im) pairs, twice
+        the arithmetic and a block 4x the size to build, differentiate and keep in memory, which
+        cost more than the copy."""
+        order = self.order(orientation)
+        for position, chunk in enumerate(order[:-1]):
+            state = self._left(state, self._left_block(kron[chunk], chunk, position), position)
+        state = state.movedim(-1, 2).contiguous()
+        return self._left(state, self._left_block(kron[order[-1]], order[-1], 0), 0)
+
+    def run(self, gates: PreparedGates, data: torch.Tensor) -> torch.Tensor:
         """<Z_i> (M, tokens, r) of M circuits with prepared ``gates`` and angles ``data`` (M, tokens, r).
 
         Every layer's encoding weights come from one batch of ops; the first layer's encoding of
         |0...0> is their outer product (real until the first ring), later layers' are per-token
         blocks. Per circuit layer: encoding wall, ring phase, constant wall, ring phase."""
-        offsets, phases, walls = gates
+        offsets, rings, constant = gates
         members, tokens = data.shape[:2]
         angles = data.unsqueeze(0) + offsets.transpose(0, 1).unsqueeze(2)  # (L, M, tokens, r)
         # per layer by unbind, not indexing: each indexed slice's backward would write a zero-filled
         # gradient of the whole stack (quadratic in the depth), unbind's stacks them once. The
-        # per-token blocks are built layer by layer, right before use: all at once they are ~20x the
+        # per-token blocks are built layer by layer, right before use: all at once they are ~7x the
         # state, written and (in backward) stacked again in memory instead of cache
         per_layer = list(zip(*(kron.unbind(0) for kron in self._kron_weights(angles))))
         state = per_layer[0][0]
         for index, kron in enumerate(per_layer[0][1:], start=1):  # product state |0...0> after the first encoding
             state = state.unsqueeze(-1) * kron.reshape(members, tokens, *([1] * index), self.sizes[index])
-        constant_walls = list(zip(*(block.unbind(0) for block in walls)))
-        forward_phases, backward_phases = (ring.unbind(0) for ring in phases.unbind(0))
         for layer in range(self.depth):
             if layer:
-                state = self._wall(state, self._blocks(list(per_layer[layer]), per_token=True))
-            state = state * forward_phases[layer]  # real * complex in the first layer
-            state = self._wall(state, constant_walls[layer])
-            state = state * backward_phases[layer]
-        state = self._wall(state, constant_walls[self.depth])
+                state = self._encoding_wall(state, per_layer[layer], self.orientation(layer - 1))
+            forward_phase, backward_phase = rings[layer]
+            state = state * forward_phase  # real * complex in the first layer
+            state = self._constant_wall(state, constant[layer])
+            state = state * backward_phase
+        state = self._constant_wall(state, constant[self.depth])
         return torch.view_as_real(state).square().reshape(members, tokens, -1) @ self.signs
 
     def forward(self, weights: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
