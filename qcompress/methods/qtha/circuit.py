@@ -49,7 +49,7 @@ from qcompress.methods.qtha.ansatz import check_size, ring_pairs, weights_per_la
 
 CHUNK_QUBITS = 4
 
-#: :meth:`QthaStatevector.prepare`'s trained gates: data offsets, each layer's two ring phases, each constant wall's blocks
+#: :meth:`QthaStatevector.prepare`'s gates: data offsets, each layer's two ring phases, each constant wall's blocks
 PreparedGates = tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]], list[list[torch.Tensor]]]
 
 
