@@ -120,6 +120,9 @@ def export_artifact(
     if not formats or len(set(formats)) != len(formats):
         raise InputError(f"give each export format once, e.g. --format safetensors,onnx (got {list(formats)})")
     exporters = [registry.get("exporter", name)() for name in formats]
+    for exporter in exporters:  # before anything is staged: an exporter may need more than the merged model
+        if hasattr(exporter, "prepare"):
+            exporter.prepare(collapsed, source)
     options = resolve_options(model, dtype, atol, opset, prompts)
     model.eval()
     staging = staging_directory(out_dir)

@@ -3,7 +3,10 @@
 An exporter is a class with a ``name`` (its registry key), a ``directory`` (the sub-folder of the
 artifact it fills) and ``export(model, tokenizer, out_dir, options) -> dict``. The returned dict is
 stored in the manifest under the exporter's name, so each format can report what matters for it
-(opset, parity figures, dtype) without the artifact writer knowing about it.
+(opset, parity figures, dtype) without the artifact writer knowing about it. An exporter that needs
+more than the merged model (the ``peft`` format needs the adapter from before the merge) may also
+define ``prepare(collapsed, source)``, called before anything is written: it takes what it needs
+from the :class:`~qcompress.methods.base.Collapsed` contract, or refuses with a CapabilityError.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ A method turns a frozen base model into an :class:`AdaptedModel`: the model to c
 parameters to train, how to save and restore them, how many there are, and how to collapse the
 adapter into a plain Hugging Face model with dense merged weights. What collapse returns is a
 :class:`Collapsed`: the model plus what the exporters must know about it (the formats it cannot
-go to and why, extra files to write beside a format's output), so nothing is stuck onto the model.
+go to and why, extra files to write beside a format's output, and, for a LoRA-family method, the
+adapter as PEFT itself holds it before the merge), so nothing is stuck onto the model.
 """
 
 from __future__ import annotations
@@ -26,6 +27,22 @@ from qcompress.methods.run_config import RunConfig
 ExtraFiles = Callable[[Path], dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class PeftAdapter:
+    """The update as PEFT's own LoRA/DoRA adapter, taken just before the merge overwrites the base.
+
+    A multi-LoRA server or ``PeftModel.from_pretrained`` needs the unmerged pieces, which the merged
+    model has lost: PEFT's ``config`` as attached (a ``LoraConfig``: r, lora_alpha, target_modules,
+    fan_in_fan_out, use_dora, base_model_name_or_path), PEFT's adapter ``state`` (its
+    ``get_peft_model_state_dict``: dense lora_A / lora_B and DoRA magnitudes, generated tensors
+    already evaluated) and ``base_weights``, the targeted layers' weights before the merge by the
+    merged model's parameter names, so an exporter can rebuild the unmerged model exactly."""
+
+    config: Any
+    state: dict[str, torch.Tensor]
+    base_weights: dict[str, torch.Tensor]
+
+
 @dataclass
 class Collapsed:
     """The contract between a collapsed method and the exporters.
@@ -34,11 +51,14 @@ class Collapsed:
     hooks); ``unsupported_formats`` maps a format the model cannot go to without losing part of it
     to the reason (the default format list skips it, an explicit request fails with that reason);
     ``extra_files`` maps a format to a writer run on that format's directory after its exporter,
-    whose returned dict joins the format's manifest entry. A plain model is ``Collapsed(model)``."""
+    whose returned dict joins the format's manifest entry; ``peft_adapter`` is set by methods whose
+    update is a LoRA/DoRA (``None``: the ``peft`` format refuses the model). A plain model is
+    ``Collapsed(model)``."""
 
     model: PreTrainedModel
     unsupported_formats: dict[str, str] = field(default_factory=dict)
     extra_files: dict[str, ExtraFiles] = field(default_factory=dict)
+    peft_adapter: PeftAdapter | None = None
 
 
 def check_state_fits(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], what: str) -> None:

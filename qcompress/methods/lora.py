@@ -9,7 +9,7 @@ from peft import PeftModel
 from transformers import PreTrainedModel
 
 from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
-from qcompress.methods.peft_lora import attach_peft_lora, dense_lora_weights, merge
+from qcompress.methods.peft_lora import attach_peft_lora, collapse_peft, dense_lora_weights
 from qcompress.methods.run_config import RunConfig
 
 
@@ -34,7 +34,7 @@ class PeftAdapted(AdaptedModel):
         return {"trainable": n, "adapter_weights": dense_lora_weights(self.model), "lora_equivalent": n}
 
     def collapse(self) -> Collapsed:
-        return Collapsed(merge(self.model))
+        return collapse_peft(self.model)
 
 
 class LoraMethod(Method):

@@ -7,10 +7,13 @@ only in where the ``lora_A``/``lora_B`` tensors come from (stored parameters vs 
 from __future__ import annotations
 
 
+import copy
+
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
+from peft import LoraConfig, PeftModel, PeftType, get_peft_model, get_peft_model_state_dict
 from transformers import PreTrainedModel
 
+from qcompress.methods.base import Collapsed, PeftAdapter
 from qcompress.models import is_conv1d_model, resolve_target_modules
 from qcompress.methods.run_config import RunConfig
 
@@ -65,3 +68,24 @@ def merge(peft_model: PeftModel) -> PreTrainedModel:
     merged = peft_model.merge_and_unload(progressbar=False, safe_merge=True)
     merged.eval()
     return merged
+
+
+def peft_lora_adapter(peft_model: PeftModel) -> PeftAdapter:
+    """What ``--format peft`` writes, read off the unmerged model (call it before :func:`merge`)."""
+    prefix = "base_model.model."  # PeftModel -> LoraModel -> the plain model
+    return PeftAdapter(
+        config=copy.deepcopy(peft_model.peft_config[ADAPTER]),
+        state={k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model, adapter_name=ADAPTER).items()},
+        base_weights={
+            name.removeprefix(prefix) + ".weight": layer.get_base_layer().weight.detach().clone()
+            for name, layer in lora_layers(peft_model)
+        },
+    )
+
+
+def collapse_peft(peft_model: PeftModel) -> Collapsed:
+    """PEFT's merge; a LoRA/DoRA adapter is kept beside it for ``--format peft`` (other PEFT tuners,
+    e.g. FourierFT or VeRA, are no LoRA a LoRA server can load, so they collapse to the merge only)."""
+    is_lora = peft_model.peft_config[ADAPTER].peft_type == PeftType.LORA
+    adapter = peft_lora_adapter(peft_model) if is_lora else None
+    return Collapsed(merge(peft_model), peft_adapter=adapter)

@@ -15,7 +15,7 @@ from transformers import PreTrainedModel
 from qcompress.generators.qpa import QPAGenerator
 from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.generated import GeneratedTensors, TensorSlot
-from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, dense_lora_weights, lora_layers, merge
+from qcompress.methods.peft_lora import ADAPTER, attach_peft_lora, collapse_peft, dense_lora_weights, lora_layers
 from qcompress.methods.run_config import RunConfig
 
 
@@ -67,7 +67,7 @@ class QpaLoraAdapted(AdaptedModel):
 
     def collapse(self) -> Collapsed:
         self.generated.release()
-        return Collapsed(merge(self.model))
+        return collapse_peft(self.model)
 
     def describe(self) -> str:
         lines = []
