@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -60,3 +61,7 @@ def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_
     assert sweep.run(settings, progress=again.append)["rows"] == payload["rows"]
     assert "0 of 3 fits to run" in again[0]
     assert all(path.stat().st_mtime_ns == stamp for path, stamp in stamps.items())
+
+    interim = sweep.run(dataclasses.replace(settings, seeds=[0, 1, 2], report_only=True), progress=again.append)
+    assert interim["rows"][0]["seeds"] == [0, 1] and interim["settings"]["report_only"]  # seed 2 is missing, not run
+    assert not list(tmp_path.rglob("seed2*")) and "Interim report" in (tmp_path / "sweep.md").read_text()

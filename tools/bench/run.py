@@ -68,6 +68,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--train-data", default=sweep.TRAIN_DATA, help="sweep: training corpus; its held-out part is the validation split")
     group.add_argument("--test-data", default=sweep.TEST_DATA, help="sweep: the reported in-domain text (never used to choose)")
     group.add_argument("--ood-data", default=sweep.OOD_DATA, help="sweep: the out-of-domain text no fit trains on")
+    group.add_argument("--report-only", action="store_true",
+                       help="sweep: tabulate the fits finished so far, start none (an interim report of a long sweep)")
     group = parser.add_argument_group("deploy (tools/bench_deploy.py)")
     group.add_argument("--new-tokens", type=int, default=48, help="greedy tokens generated per prompt")
     group.add_argument("--deploy-repeats", type=int, default=2, help="passes over the prompts per runner")
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
             sweep.run(sweep.Settings(
                 out=args.out, model=args.model, steps=args.sweep_steps, seeds=args.seeds, variants=args.sweep_variants,
                 lr_grid=args.lr_grid, jobs=args.jobs, device=args.device, train_data=args.train_data, test_data=args.test_data,
-                ood_data=args.ood_data, fit_args=args.fit_args, max_extensions=args.max_extensions))
+                ood_data=args.ood_data, fit_args=args.fit_args, max_extensions=args.max_extensions,
+                report_only=args.report_only))
         else:
             quality.run(args.out, args.model, args.data, args.quality_steps, args.seeds, args.variants, args.threads,
                         args.device, args.fit_args)

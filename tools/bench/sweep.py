@@ -96,6 +96,8 @@ class Settings:
     ood_data: str = OOD_DATA
     fit_args: Sequence[str] = ()
     max_extensions: int = MAX_EXTENSIONS
+    #: tabulate the fits finished so far and start none (a long sweep's interim report; the rows say what is missing)
+    report_only: bool = False
 
     def threads(self) -> int:
         """CPU threads per fit: the cores shared among the parallel fits."""
@@ -177,7 +179,9 @@ def extend_grid(grid: list[float], scores: dict[float, float]) -> float | None:
 
 
 def run_all(keys: list[FitKey], settings: Settings) -> dict[FitKey, dict[str, Any]]:
-    """Every fit of ``keys``, ``settings.jobs`` at a time."""
+    """Every fit of ``keys``, ``settings.jobs`` at a time (only the finished ones with ``report_only``)."""
+    if settings.report_only:
+        keys = [key for key in keys if key.finished(settings.out)]
     with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
         return dict(zip(keys, pool.map(lambda key: run_fit(key, settings), keys)))
 
@@ -234,10 +238,11 @@ def finished_lora_step_seconds(settings: Settings) -> float | None:
 
 def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """The whole protocol; writes sweep.json, sweep.md and one sweep-<steps>.png per budget into ``settings.out``."""
-    progress(estimate(settings))
+    if not settings.report_only:
+        progress(estimate(settings))
     trials = tune(settings)
-    chosen = {group: min(by_lr, key=lambda lr: validation_perplexity(by_lr[lr])) for group, by_lr in trials.items()}
-    repeats = run_all([FitKey(v, s, chosen[(v, s)], seed) for (v, s) in trials for seed in settings.seeds[1:]], settings)
+    chosen = {group: min(by_lr, key=lambda lr: validation_perplexity(by_lr[lr])) for group, by_lr in trials.items() if by_lr}
+    repeats = run_all([FitKey(v, s, lr, seed) for (v, s), lr in chosen.items() for seed in settings.seeds[1:]], settings)
     finished = [FitKey(v, s, lr, settings.seeds[0]) for (v, s), by_lr in trials.items() for lr, summary in by_lr.items()
                 if "failed" not in summary]
     if not finished:
@@ -247,13 +252,14 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
              "ood": ["--eval-data", settings.ood_data]}
     base = {name: evaluate(settings.model, f"base-{name}", [*flags, *window], settings) for name, flags in texts.items()}
     rows = [row(variant, steps, trials[(variant, steps)], chosen[(variant, steps)], repeats, base, settings)
-            for variant in settings.variants for steps in settings.steps]
+            for variant in settings.variants for steps in settings.steps if (variant, steps) in chosen]
     payload = {
         "suite": "sweep",
         "settings": {"model": settings.model, "device": settings.device, "steps": settings.steps, "seeds": settings.seeds,
                      "lr_grid": settings.lr_grid, "max_extensions": settings.max_extensions, "train_data": settings.train_data,
                      "validation": f"held-out part of {settings.train_data}", "test_data": settings.test_data,
-                     "ood_data": settings.ood_data, "fit_args": list(settings.fit_args), "jobs": settings.jobs},
+                     "ood_data": settings.ood_data, "fit_args": list(settings.fit_args), "jobs": settings.jobs,
+                     "report_only": settings.report_only},
         "environment": environment(["torch", "transformers", "peft", "quimb"]),
         "base": base,
         "rows": rows,

@@ -27,6 +27,9 @@ def render(payload: dict[str, Any]) -> str:
         f"perplexity at seed {s['seeds'][0]}, then run over every seed. Device: {s['device']}.\n\n"
         f"Base model: validation {base['validation']:.2f}, test {base['test']:.2f}, out of domain {base['ood']:.2f}.\n"
     ]
+    if s.get("report_only"):
+        parts.append("\n**Interim report** (`--report-only`): only the fits finished so far; a row whose lr grid or seeds "
+                     f"fall short of the settings (grid {len(s['lr_grid'])} rates, {len(s['seeds'])} seeds) is incomplete.\n")
     for steps in s["steps"]:
         rows = [r for r in payload["rows"] if r["steps"] == steps]
         rows.sort(key=lambda r: r["test"][0] if "test" in r else float("inf"))
