@@ -39,17 +39,26 @@ def register(app: typer.Typer) -> None:
         backend: str = sampler_option(),
         seed: int = sampling_seed_option(),
         ignore_model_mismatch: bool = ignore_model_mismatch_option("Export a run"),
+        quantize: str = typer.Option(None, "--quantize", help="Quantize the ONNX decoder's weights: int8 (dynamic) or int4 (weight-only MatMulNBits); gated on perplexity."),
+        block_size: int = typer.Option(None, "--block-size", help="int4: weights per scale, a power of two >= 16 (default 32)."),
+        quantize_tolerance: float = typer.Option(None, "--quantize-tolerance", help="Largest relative perplexity increase, quantized ONNX vs float32 PyTorch (default 0.02 int8, 0.05 int4)."),
+        quantize_eval_tokens: int = typer.Option(None, "--quantize-eval-tokens", help="Held-out tokens the perplexity gate scores (default 2048)."),
+        data: str = typer.Option(None, "--data", help="Corpus whose held-out part the gate scores (default: the run's corpus, else 'austen')."),
+        eval_data: str = typer.Option(None, "--eval-data", help="Score this text in the gate instead of the corpus' held-out part."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of the manifest on stdout."),
     ) -> None:
         """Export a trained run (adapters collapsed into dense weights) or a base model for deployment."""
         from qcompress.errors import Interrupted
-        from qcompress.export.artifact import check_out_dir, export_artifact
+        from qcompress.export.artifact import check_out_dir, check_quantize_formats, export_artifact
+        from qcompress.export.quantize import resolve_quantize
         from qcompress.export.source import load_source
 
         def progress(message: str) -> None:
             typer.echo(message, err=True)
 
         formats = None if format is None else [name.strip() for name in format.split(",") if name.strip()]
+        quantization = resolve_quantize(quantize, block_size, quantize_tolerance, quantize_eval_tokens, data, eval_data)
+        check_quantize_formats(quantization, formats)
         check_out_dir(out, force, Path(source).expanduser())
         from qcompress.backends.sampled import sampler_backend
 
@@ -60,6 +69,7 @@ def register(app: typer.Typer) -> None:
             manifest = export_artifact(
                 loaded.model, loaded.tokenizer, out, source=loaded.description, formats=formats, dtype=dtype,
                 atol=atol, force=force, opset=opset, command=shlex.join(["qcompress", *sys.argv[1:]]), progress=progress,
+                quantize=quantization,
             )
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted while exporting {source}; nothing was written and {out} is as it was") from None
@@ -67,6 +77,10 @@ def register(app: typer.Typer) -> None:
         if parity:
             diffs = parity["max_abs_diff"]
             progress(f"ONNX parity: no-cache {diffs['no_cache']:.2e}, cache {diffs['cache']:.2e} (atol {parity['atol']:g})")
+        gate = manifest["formats"].get("onnx", {}).get("quantization", {}).get("perplexity_gate")
+        if gate:
+            progress(f"perplexity gate: {gate['quantized_onnx']:.3f} quantized vs {gate['float32_pytorch']:.3f} float32 "
+                     f"({gate['relative_change']:+.2%}, tolerance +{gate['tolerance']:.1%})")
         progress(f"wrote {out} ({len(manifest['files'])} files)")
         if as_json:
             typer.echo(json.dumps(_summary(out, manifest), indent=2, sort_keys=True))

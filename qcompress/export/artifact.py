@@ -32,6 +32,8 @@ from qcompress.methods.base import Collapsed
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
+    from qcompress.export.quantize import QuantizeOptions
+
 DEFAULT_OPSET = MIN_OPSET = 18
 MAX_OPSET = 23
 SMALL_MODEL_PARAMS = 50_000_000
@@ -102,9 +104,11 @@ def export_artifact(
     prompts: list[str] | None = None,
     opset: int = DEFAULT_OPSET,
     progress: Callable[[str], None] | None = None,
+    quantize: QuantizeOptions | None = None,
 ) -> dict[str, Any]:
     """Export ``model`` (a method's collapse, or a plain model) in each format under ``out_dir``;
-    returns the manifest written there."""
+    returns the manifest written there. With ``quantize`` the checked float32 ONNX decoder is replaced
+    by its quantized form, gated on perplexity (:mod:`qcompress.export.quantize`)."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force)
     collapsed = model if isinstance(model, Collapsed) else Collapsed(model)
@@ -123,8 +127,14 @@ def export_artifact(
     for exporter in exporters:  # before anything is staged: an exporter may need more than the merged model
         if hasattr(exporter, "prepare"):
             exporter.prepare(collapsed, source)
+    check_quantize_formats(quantize, formats)
     options = resolve_options(model, dtype, atol, opset, prompts)
     model.eval()
+    gate = None
+    if quantize is not None:  # the held-out text is loaded before anything is staged: a missing corpus fails early
+        from qcompress.export.quantize_gate import gate_data
+
+        gate = gate_data(model, tokenizer, source, quantize.data, quantize.eval_data, quantize.eval_tokens)
     staging = staging_directory(out_dir)
     try:
         infos = {}
@@ -137,6 +147,12 @@ def export_artifact(
             extra = collapsed.extra_files.get(exporter.name)
             if extra is not None:  # e.g. prefix tuning's PEFT adapter beside the safetensors weights
                 infos[exporter.name].update(extra(target))
+        if quantize is not None and gate is not None:
+            from qcompress.export.quantize import quantize_onnx
+
+            if progress:
+                progress(f"quantizing the ONNX decoder to {quantize.scheme}, then measuring perplexity on {gate.description}")
+            infos["onnx"]["quantization"] = quantize_onnx(model, staging / "onnx", quantize, gate)
         manifest = build_manifest(staging, source=source, formats=infos, options=options, command=command)
         if refused:
             manifest["not_exported"] = refused
@@ -149,6 +165,13 @@ def export_artifact(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest
+
+
+def check_quantize_formats(quantize: QuantizeOptions | None, formats: tuple[str, ...] | list[str] | None) -> None:
+    """``--quantize`` acts on the ONNX decoder: refuse a format list without it (cheap, so callers check early)."""
+    if quantize is not None and formats is not None and "onnx" not in formats:
+        raise InputError(f"--quantize {quantize.scheme} quantizes the ONNX decoder, but --format {','.join(formats)} "
+                         "has no onnx: add onnx to --format")
 
 
 def _publish_new(staging: Path, out_dir: Path) -> None:
