@@ -19,6 +19,7 @@ from unittest import mock
 import onnx
 import torch
 
+from qcompress.export.deferred_interrupts import interrupts_deferred
 from qcompress.export.kv_cache_wrapper import KvCacheDecoder, input_names, output_names
 from qcompress.models import cache_geometry
 
@@ -112,7 +113,7 @@ def export_decoder_graph(model: Any, path: Path, opset: int) -> None:
     traced.set_attn_implementation("eager")
     wrapper = KvCacheDecoder(traced).eval()
     layers = wrapper.layers
-    with torch.no_grad(), linear_time_rewrites():
+    with torch.no_grad(), linear_time_rewrites(), interrupts_deferred("the ONNX trace"):
         program = torch.onnx.export(
             wrapper,
             _example_inputs(traced),

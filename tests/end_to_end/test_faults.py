@@ -137,7 +137,8 @@ def test_ctrl_c_during_export_leaves_the_old_artifact(finished_run, artifact, tm
     out = Path(shutil.copytree(artifact, tmp_path / "artifact"))
     before = snapshot(out)
     child = CliProcess(tmp_path, "export", finished_run, "--out", out, "--force")
-    assert child.when(_staged(tmp_path, "artifact", "model/config.json")).signal(signal.SIGINT) == 130
+    code = child.when(_staged(tmp_path, "artifact", "model/config.json")).signal(signal.SIGINT)
+    assert code == 130, child.stderr
     assert error_line(child.stderr).endswith(f"nothing was written and {out} is as it was")
     assert snapshot(out) == before
     assert leftovers(tmp_path) == []
