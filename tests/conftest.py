@@ -65,7 +65,7 @@ def _tiny_tokenizer(save_dir: Path, corpus: str):
 
 def _build_tiny(kind: str, save_dir: Path, corpus: str) -> Path:
     import torch
-    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, GPT2Config, LlamaConfig
 
     tokenizer = _tiny_tokenizer(save_dir, corpus)
     vocab = len(tokenizer)
@@ -73,6 +73,15 @@ def _build_tiny(kind: str, save_dir: Path, corpus: str) -> Path:
         config = GPT2Config(
             vocab_size=vocab, n_positions=128, n_embd=32, n_layer=2, n_head=4,
             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    elif kind == "gemma3":
+        # a window of 8 tokens, so contexts the tests use (32-64 tokens) reach past it in the sliding layers
+        config = Gemma3TextConfig(
+            vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+            num_attention_heads=4, num_key_value_heads=1, head_dim=8, query_pre_attn_scalar=8,
+            sliding_window=8, layer_types=["sliding_attention", "full_attention", "sliding_attention"],
+            max_position_embeddings=128, tie_word_embeddings=True,
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
         )
     else:
         config = LlamaConfig(
@@ -97,6 +106,12 @@ def tiny_gpt2_dir(tmp_path_factory, corpus_dir) -> Path:
 def tiny_llama_dir(tmp_path_factory, corpus_dir) -> Path:
     """A 2-layer Llama (nn.Linear projections, GQA, tied embeddings) saved as an HF directory."""
     return _build_tiny("llama", tmp_path_factory.mktemp("tiny-llama"), synthetic_text(300, seed=7))
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tmp_path_factory, corpus_dir) -> Path:
+    """A 3-layer Gemma 3 text model (sliding-window, full, sliding; window 8; one KV head) saved as an HF directory."""
+    return _build_tiny("gemma3", tmp_path_factory.mktemp("tiny-gemma3"), synthetic_text(300, seed=7))
 
 
 @pytest.fixture(params=["gpt2", "llama"])

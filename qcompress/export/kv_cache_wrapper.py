@@ -3,7 +3,8 @@
 ONNX graphs take and return plain tensors, while transformers models take a ``Cache`` object.
 This wrapper rebuilds a ``DynamicCache`` from ``past_key_values.{i}.key|value`` inside ``forward``
 and flattens the updated cache into ``present.{i}.key|value``, so one exported graph serves the
-first step (past length 0) and every later step.
+first step (past length 0) and every later step. Every layer's past is the full sequence, sliding-window
+layers included, so one ``attention_mask`` fits all layers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ class KvCacheDecoder(torch.nn.Module):
     def forward(self, input_ids, attention_mask, position_ids, *past):
         from transformers import DynamicCache
 
-        cache = DynamicCache(config=self.model.config)
+        # A cache of full layers, never one built from the config: for a model with sliding-window
+        # layers (Gemma 3) that would drop keys older than the window, so ``present`` would be shorter
+        # than the attention mask the runtime feeds next. Every layer keeps every token and the window
+        # is applied by the model's own sliding mask (checked step by step against a full forward).
+        cache = DynamicCache()
         for layer in range(self.layers):
             cache.update(past[2 * layer], past[2 * layer + 1], layer)
         out = self.model(

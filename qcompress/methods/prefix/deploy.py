@@ -57,7 +57,10 @@ class ConstantPrefix:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         batch = input_ids.shape[0]
         past = kwargs.get("past_key_values")
-        cache = DynamicCache(config=model.config)
+        # full layers, never built from the config: a sliding-window layer (Gemma 3) would drop the oldest
+        # keys, and _after would then cut real tokens instead of the prefix; the model's own sliding mask
+        # applies the window to a full cache
+        cache = DynamicCache()
         for layer, (keys, values) in enumerate(zip(self.keys, self.values)):
             keys, values = keys.expand(batch, -1, -1, -1), values.expand(batch, -1, -1, -1)
             if past is not None and len(past.layers) > layer and past.layers[layer].keys is not None:
