@@ -37,7 +37,7 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-# The fast benchmarks (minutes on 2 cores); see README "Benchmarks" for the long ones.
+# The fast benchmarks (minutes on 2 cores); see docs/BENCHMARKS.md for the long ones.
 bench: setup
 	$(BIN)/python tools/bench/run.py generator train --out runs/bench
 

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     def export(
         source: str = typer.Argument(..., help="A run directory (holds qcompress.json), a Hugging Face model directory, or 'smollm2-135m'."),
         out: Path = typer.Option(..., "--out", help="Artifact directory to create."),
-        format: str = typer.Option(None, "--format", help="Comma-separated exporters to run (default: safetensors,onnx; a QTHA run: onnx)."),
+        format: str = typer.Option(None, "--format", help="Comma-separated exporters to run (default: safetensors,onnx; a qtha, ffa or qpa-ffa run: onnx)."),
         dtype: str = typer.Option("float32", "--dtype", help="Weights dtype of model/: float32, float16 or bfloat16 (ONNX stays float32)."),
         atol: float | None = typer.Option(None, "--atol", help="Max |logit diff| ONNX vs PyTorch (default 1e-4 below 50M params, else 1e-3)."),
         opset: int = typer.Option(18, "--opset", help="ONNX opset version."),

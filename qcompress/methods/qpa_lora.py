@@ -84,7 +84,7 @@ class QpaLoraAdapted(AdaptedModel):
 
 class QpaLoraMethod(Method):
     name = "qpa-lora"
-    # The paper trains with 1e-3; on SmolLM2 + Austen at 100 steps (README results) 3e-3 reached LoRA's
+    # The paper trains with 1e-3; on SmolLM2 + Austen at 100 steps (docs/RESULTS.md) 3e-3 reached LoRA's
     # perplexity (39.16 vs 39.14) where 1e-3 stayed 1% behind (39.54).
     default_lr = 3e-3
     state_file = "generator.safetensors"

@@ -142,7 +142,7 @@ class QthaAdapted(AdaptedModel):
 
 class QthaMethod(Method):
     name = "qtha"
-    # On SmolLM2 + Austen at 100 steps (README results, inner 32 / bond 4) 3e-3 reached 38.58 where 1e-3
+    # On SmolLM2 + Austen at 100 steps (docs/RESULTS.md, inner 32 / bond 4) 3e-3 reached 38.58 where 1e-3
     # stayed at 39.44 (LoRA: 39.14); the zero-initialised TT_B core needs the larger steps to get going.
     default_lr = 3e-3
 
