@@ -5,6 +5,7 @@ timestamps, so the bytes depend only on the weights. Two things are made explici
 they silently break a reload: a cast to a smaller dtype must not touch the caller's model (the ONNX
 export that follows needs float32), and a config that says ``tie_word_embeddings`` while the merged
 ``lm_head`` differs from the embedding would lose the head on save, so the tie is dropped then.
+The files are then made readable by transformers 4.57 too (:mod:`qcompress.export.transformers4`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from qcompress.errors import CheckFailed
 from qcompress.export.exporter import ExportOptions
+from qcompress.export.transformers4 import make_transformers4_readable
 from qcompress.models import text_config
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -62,5 +64,6 @@ class SafetensorsExporter:
         saved.config.dtype = options.dtype
         saved.save_pretrained(out_dir, max_shard_size=MAX_SHARD_SIZE)
         tokenizer.save_pretrained(out_dir)
+        make_transformers4_readable(out_dir)
         _check_reload(saved, out_dir)
         return {"dtype": options.dtype, "tie_word_embeddings": tied}

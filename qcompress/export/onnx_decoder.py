@@ -4,7 +4,8 @@ Steps: trace the float32 model (see :mod:`qcompress.export.onnx_graph`), apply O
 offline transformer fusions (see :mod:`qcompress.export.ort_optimize`), then measure parity on the
 graph that will ship. If the fused graph misses ``atol`` but the raw one meets it, the raw graph
 ships (speed never outranks correctness); if both miss, the export fails. The directory also gets
-config.json, generation_config.json and the tokenizer files the runtime reads.
+config.json, generation_config.json and the tokenizer files the runtime reads, made readable by
+transformers 4.57 too (Optimum's ORTModelForCausalLM reads them with transformers < 4.58).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from qcompress.export.exporter import ExportOptions
 from qcompress.export.onnx_graph import copy_graph, export_decoder_graph
 from qcompress.export.ort_optimize import fuse_transformer_ops
 from qcompress.export.parity import measure_parity, require_parity
+from qcompress.export.transformers4 import make_transformers4_readable
 from qcompress.models import text_config
 
 
@@ -52,6 +54,7 @@ class OnnxExporter:
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
+        make_transformers4_readable(out_dir)
         return {
             "opset": options.opset,
             "dtype": "float32",
