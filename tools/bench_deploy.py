@@ -7,10 +7,15 @@ tokens/s and first-token latency for all four, interleaved round-robin so machin
 them alike. ``--artifact NAME=DIR`` adds any other exported artifact (e.g. a QTHA run's, whose
 circuit stays in the graph) to the same interleaved rounds, reported as its cost relative to the
 merged artifact, and then to a paired decode-step measurement (see :func:`paired_decode`), which
-is the steadier figure. Prints a table; ``--json PATH`` also writes the numbers.
+is the steadier figure. ``--quantize int8,int4`` also exports the merged model with
+``qcompress export --quantize`` for each scheme (same pipeline, perplexity gate included), times
+them in the same rounds and reports float32 / int8 / int4 side by side: onnx/ size on disk,
+tokens/s, first-token latency, decode step, and ``qcompress eval``'s ONNX Runtime perplexity of each
+artifact on the same held-out tokens. Prints tables; ``--json PATH`` also writes the numbers.
 
     python tools/bench_deploy.py [--model smollm2-135m] [--new-tokens 48] [--threads 2] [--json out.json]
     python tools/bench_deploy.py --work runs/deploy --reuse --artifact qtha=artifacts/qtha
+    python tools/bench_deploy.py --quantize int8,int4 --new-tokens 32 --repeats 1
 """
 
 from __future__ import annotations
@@ -156,6 +161,71 @@ def measure(runners: dict[str, Callable], repeats: int) -> dict[str, dict[str, f
     }
 
 
+#: the perplexity gate's tolerance during the bench: high enough that every scheme is written and measured
+BENCH_TOLERANCE = 100.0
+
+
+def export_variant(model, tokenizer, out: Path, spec: str, reuse: bool, quantize: str | None = None) -> tuple[dict, float] | None:
+    """Export (or with ``reuse``, keep) one artifact; returns the new manifest and the seconds it took, ``None`` when reused."""
+    from qcompress.export.artifact import export_artifact
+    from qcompress.export.quantize import resolve_quantize
+
+    if reuse and (out / "manifest.json").is_file():
+        print(f"reusing {out}")
+        return None
+    start = time.perf_counter()
+    # the gate is measured but never stops the bench: a scheme the default tolerance refuses is still timed, and
+    # the report says that a plain `qcompress export --quantize` would have refused it (exit 3)
+    options = resolve_quantize(quantize, tolerance=BENCH_TOLERANCE) if quantize else None
+    manifest = export_artifact(model, tokenizer, out, source={"kind": "bench", "spec": spec, "model": out.name}, force=True,
+                               quantize=options)
+    seconds = time.perf_counter() - start
+    print(f"exported {out.name} in {seconds:.1f} s; parity {manifest['formats']['onnx']['parity']['max_abs_diff']}")
+    return manifest, seconds
+
+
+def _gate(manifest: dict, scheme: str) -> dict | None:
+    """The export's perplexity gate, judged against the default tolerance a plain export would have used."""
+    from qcompress.export.quantize import DEFAULT_TOLERANCE
+
+    gate = manifest["formats"]["onnx"].get("quantization", {}).get("perplexity_gate")
+    if gate is None:
+        return None
+    tolerance = DEFAULT_TOLERANCE[scheme]
+    return {**gate, "tolerance": tolerance, "passes_default_tolerance": gate["relative_change"] <= tolerance}
+
+
+def quantized_report(results: dict, paired: dict, work: Path, schemes: list[str], ppl_tokens: int) -> dict[str, dict]:
+    """float32 / int8 / int4 of the merged model side by side: size, speed (end to end, and the paired decode-step
+    ratio when measured), and perplexity as ``qcompress eval`` measures an artifact (ONNX Runtime, the same
+    held-out tokens for all), plus each export's gate."""
+    from qcompress.training.eval_target import evaluate_target
+
+    float_bytes = directory_size(work / "merged" / "onnx")
+    report = {}
+    for scheme in ["float32", *schemes]:
+        name = "merged" if scheme == "float32" else f"merged-{scheme}"
+        manifest = json.loads((work / name / "manifest.json").read_text())
+        speed = results["ort_merged_artifact" if scheme == "float32" else f"ort_merged_{scheme}"]
+        evaluated = evaluate_target(str(work / name), None, None, None, None, ppl_tokens)
+        size = directory_size(work / name / "onnx")
+        report[scheme] = {
+            "onnx_bytes": size, "size_vs_float32": size / float_bytes, "tokens_per_second": speed["tokens_per_second"],
+            "first_token_ms": speed["first_token_ms"], "decode_ms_per_token": speed["decode_ms_per_token"],
+            "perplexity": evaluated["perplexity"], "perplexity_tokens": evaluated["tokens"], "data": evaluated["data"],
+            "gate": _gate(manifest, scheme),
+            "paired_decode_ratio": paired.get(name, {}).get("ratio"),
+        }
+    fp32 = report["float32"]
+    print(f"\n{'merged ONNX':<12}{'onnx/ MB':>10}{'vs fp32':>9}{'tok/s':>8}{'first ms':>10}{'decode ms':>11}{'ppl':>9}{'vs fp32':>9}")
+    for scheme, row in report.items():
+        print(f"{scheme:<12}{row['onnx_bytes'] / 1e6:>10.1f}{row['size_vs_float32']:>9.1%}{row['tokens_per_second']:>8.1f}"
+              f"{row['first_token_ms']:>10.1f}{row['decode_ms_per_token']:>11.1f}{row['perplexity']:>9.3f}"
+              f"{row['perplexity'] / fp32['perplexity'] - 1:>+9.2%}")
+    print(f"perplexity: ONNX Runtime on {fp32['perplexity_tokens']} tokens of {fp32['data']}")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m")
@@ -172,7 +242,10 @@ def main() -> None:
                              "each created in a rotated order (default: one per artifact measured; 0: skip)")
     parser.add_argument("--paired-rounds", type=int, default=4, help="prompts per session in the paired measurement")
     parser.add_argument("--paired-steps", type=int, default=32, help="decode steps per prompt in the paired measurement")
+    parser.add_argument("--quantize", default="", help="comma-separated schemes (int8,int4) of the merged artifact to add")
+    parser.add_argument("--ppl-tokens", type=int, default=2048, help="held-out tokens of the --quantize perplexity column")
     args = parser.parse_args()
+    schemes = [scheme.strip() for scheme in args.quantize.split(",") if scheme.strip()]
     extra = dict(item.split("=", 1) for item in args.artifact)
     missing = [path for path in extra.values() if not (Path(path) / "manifest.json").is_file()]
     if any("=" not in item for item in args.artifact) or missing:
@@ -180,7 +253,6 @@ def main() -> None:
 
     import torch
 
-    from qcompress.export.artifact import export_artifact
     from qcompress.models import load_model
 
     torch.set_num_threads(args.threads)
@@ -190,25 +262,19 @@ def main() -> None:
     merged = copy.deepcopy(peft_model).merge_and_unload().eval()
 
     export_seconds, sizes = {}, {}
-    for name, model in (("merged", merged), ("base", loaded.model)):
-        if args.reuse and (work / name / "manifest.json").is_file():
-            sizes[name] = {sub: directory_size(work / name / sub) for sub in ("model", "onnx")}
-            print(f"reusing {work / name}")
-            continue
-        start = time.perf_counter()
-        manifest = export_artifact(
-            model, loaded.tokenizer, work / name, source={"kind": "bench", "spec": args.model, "model": name}, force=True
-        )
-        export_seconds[name] = time.perf_counter() - start
+    variants = [("merged", merged, None), ("base", loaded.model, None), *((f"merged-{s}", merged, s) for s in schemes)]
+    for name, model, scheme in variants:
+        exported = export_variant(model, loaded.tokenizer, work / name, args.model, args.reuse, scheme)
         sizes[name] = {sub: directory_size(work / name / sub) for sub in ("model", "onnx")}
-        parity = manifest["formats"]["onnx"]["parity"]["max_abs_diff"]
-        print(f"exported {name} in {export_seconds[name]:.1f} s; parity {parity}")
+        if exported is not None:
+            export_seconds[name] = exported[1]
 
     runners = {
         "pytorch_peft_unmerged": torch_runner(peft_model, loaded.tokenizer, args.new_tokens),
         "pytorch_merged": torch_runner(merged, loaded.tokenizer, args.new_tokens),
         "ort_merged_artifact": ort_runner(work / "merged", args.threads, args.new_tokens),
         "ort_base_artifact": ort_runner(work / "base", args.threads, args.new_tokens),
+        **{f"ort_merged_{s}": ort_runner(work / f"merged-{s}", args.threads, args.new_tokens) for s in schemes},
         **{f"ort_{name}": ort_runner(Path(path), args.threads, args.new_tokens) for name, path in extra.items()},
     }
     results = measure(runners, args.repeats)
@@ -226,15 +292,17 @@ def main() -> None:
         print(f"ort_{name}: {cost:.2f}x the time per token of the merged artifact end to end, "
               f"{decode_costs[name]:.2f}x per decode step")
     paired = {}
-    paths = {"merged": work / "merged", "base": work / "base", **{name: Path(path) for name, path in extra.items()}}
+    paths = {"merged": work / "merged", "base": work / "base", **{f"merged-{s}": work / f"merged-{s}" for s in schemes},
+             **{name: Path(path) for name, path in extra.items()}}
     sessions = len(paths) if args.paired_sessions is None else args.paired_sessions
-    if extra and sessions > 0:
+    if (extra or schemes) and sessions > 0:
         paired = paired_decode(paths, args.threads, sessions, args.paired_rounds, args.paired_steps)
         print(f"\npaired decode steps vs merged ({sessions} sessions x {args.paired_rounds} prompts "
               f"x {args.paired_steps} steps): median ratio [quartiles] (per-session medians)")
         for name, row in paired.items():
             per_session = ", ".join(f"{r:.3f}" for r in row["session_ratios"])
             print(f"  {name:<22}{row['step_ms']:7.2f} ms  {row['ratio']:.3f} [{row['ratio_q1']:.3f}-{row['ratio_q3']:.3f}] ({per_session})")
+    quantized = quantized_report(results, paired, work, schemes, args.ppl_tokens) if schemes else {}
     for name, size in sizes.items():
         took = f", export {export_seconds[name]:.1f} s" if name in export_seconds else ""
         print(f"artifact {name}: model/ {size['model'] / 1e6:.1f} MB, onnx/ {size['onnx'] / 1e6:.1f} MB{took}")
@@ -242,6 +310,7 @@ def main() -> None:
         report = {
             "model": args.model, "threads": args.threads, "new_tokens": args.new_tokens, "prompts": list(PROMPTS),
             "results": results, "paired_decode": paired, "export_seconds": export_seconds, "sizes_bytes": sizes,
+            "quantized": quantized,
             "ratios": {
                 "ort_merged_vs_peft_unmerged": results["ort_merged_artifact"]["tokens_per_second"] / peft_speed,
                 "ort_merged_vs_ort_base": results["ort_merged_artifact"]["tokens_per_second"] / base_ort,

@@ -59,6 +59,11 @@ def gate_data(model: Any, tokenizer: Any, source: dict[str, Any], data: str | No
     return GateData(tokens, corpus.description, seq_len, stride)
 
 
+#: what to try instead when a scheme's gate fails: int4 is weight-only (no activation quantization) and finer with smaller blocks
+RETRY_HINTS = {"int8": "try int4, which leaves activations in float, or keep float32",
+               "int4": "try a smaller --block-size"}
+
+
 def check_perplexity(model: Any, onnx_dir: Path, data: GateData, scheme: str, tolerance: float) -> dict[str, Any]:
     """Perplexity of the float32 PyTorch ``model`` and of the (quantized) graph in ``onnx_dir``; CheckFailed beyond ``tolerance``."""
     import torch
@@ -80,7 +85,7 @@ def check_perplexity(model: Any, onnx_dir: Path, data: GateData, scheme: str, to
     if not math.isfinite(change) or change > tolerance:
         raise CheckFailed(
             f"{scheme} perplexity gate failed: {measured['perplexity']:.4g} quantized vs {reference:.4g} float32 "
-            f"({change:+.2%} > +{tolerance:.2%}) on {measured['tokens']} tokens; nothing was written (try int8 or a "
-            "smaller --block-size, or raise --quantize-tolerance only if this loss is acceptable)"
+            f"({change:+.2%} > +{tolerance:.2%}) on {measured['tokens']} tokens; nothing was written ({RETRY_HINTS[scheme]}, "
+            "or raise --quantize-tolerance only if this loss is acceptable)"
         )
     return figures
