@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools" / "bench"))
 
 import common  # noqa: E402
+import deploy  # noqa: E402
 import generator  # noqa: E402
 import peers  # noqa: E402
 import quality  # noqa: E402
@@ -127,3 +128,18 @@ def test_mean_std_of_one_value_has_zero_spread():
 
     assert mean_std([2.0]) == (2.0, 0.0)
     assert mean_std([1.0, 3.0]) == pytest.approx((2.0, 2**0.5))
+
+
+def test_deploy_suite_puts_float32_int8_and_int4_side_by_side(tmp_path, tiny_llama_dir):
+    payload = deploy.run(tmp_path, str(tiny_llama_dir), new_tokens=4, repeats=1, threads=1, device="cpu", reuse=False)
+    quantized = payload["quantized"]
+    assert list(quantized) == ["float32", "int8", "int4"]
+    assert quantized["float32"]["gate"] is None and quantized["float32"]["size_vs_float32"] == 1.0
+    for scheme in ("int8", "int4"):
+        row = quantized[scheme]
+        assert row["onnx_bytes"] < quantized["float32"]["onnx_bytes"]
+        assert row["perplexity_tokens"] == quantized["float32"]["perplexity_tokens"]  # the same held-out tokens for all
+        assert row["gate"]["tolerance"] == {"int8": 0.02, "int4": 0.05}[scheme]  # judged as a plain export would be
+        assert row["gate"]["passes_default_tolerance"] == (row["gate"]["relative_change"] <= row["gate"]["tolerance"])
+    report = (tmp_path / "deploy.md").read_text()
+    assert "## Quantized ONNX" in report and "| int4 |" in report
