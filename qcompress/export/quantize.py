@@ -1,16 +1,22 @@
-"""``qcompress export --quantize int8|int4``: the ONNX decoder's weights quantized by ONNX Runtime's own tools.
+"""``qcompress export --quantize int8|int4|int8-dynamic``: the ONNX decoder's weights quantized by ONNX Runtime's own tools.
 
 Runs after the float32 decoder has passed its logit parity check, on the staged graph, and replaces
 it: the artifact ships the quantized decoder only (the float32 one is what an export without
 ``--quantize`` gives, byte for byte, so keeping it would double ``onnx/`` for nothing the runtime
 reads). ``model/`` (safetensors) is not touched.
 
-- ``int8``: ``quantize_dynamic``, int8 weights per output channel, activations quantized per call
-  (``DynamicQuantizeLinear`` + ``MatMulInteger``, which ONNX Runtime fuses at load); embedding
-  tables as int8 ``Gather`` + ``DequantizeLinear``.
-- ``int4``: ``MatMulNBitsQuantizer``, weight-only, symmetric, one scale per ``block_size`` weights
-  along the input axis (``MatMulNBits``); embedding tables as ``GatherBlockQuantized``, whose int4
-  tensors need opset 21, to which ONNX Runtime's quantizer raises the graph (recorded).
+- ``int8``: weight-only, 8-bit ``MatMulNBits`` (symmetric, one scale per ``block_size`` weights along the
+  input axis); embedding tables int8 per channel (``Gather`` + ``DequantizeLinear``). Activations stay
+  float32: quantizing them is what broke ``int8-dynamic`` on SmolLM2 (below). Near lossless (+0.03%).
+- ``int4``: weight-only, 4-bit ``MatMulNBits`` with ONNX Runtime's HQQ (half-quadratic optimisation of
+  each block's scale and zero point, no calibration data); embedding tables as ``GatherBlockQuantized``
+  (round to nearest: ORT's HQQ has no Gather), whose int4 tensors need opset 21, to which ONNX
+  Runtime's quantizer raises the graph (recorded). Round to nearest on the matmuls cost SmolLM2-135M
+  +33% perplexity at block 32, HQQ +5%.
+- ``int8-dynamic``: ``quantize_dynamic``, int8 weights per output channel and activations quantized per
+  call (``DynamicQuantizeLinear`` + ``MatMulInteger``): integer GEMMs, the fastest on a CPU, but a
+  per-tensor activation scale cannot hold the outliers of the SwiGLU product entering ``down_proj``
+  (SmolLM2-135M: +56% perplexity), so the gate refuses it there; it suits models without such outliers.
 
 Which matrices are quantized, and how the graph is prepared for the quantizers, is
 :mod:`qcompress.export.quantize_graph`. Logits cannot match float32 any more, so the check is
@@ -24,6 +30,7 @@ import logging
 import math
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +44,8 @@ from qcompress.export.quantize_gate import GateData, check_perplexity
 from qcompress.export.quantize_graph import default_opset, float_weight_ops, normalize_weights, op_counts, weight_nodes
 from qcompress.runtime.artifact import GRAPH
 
-SCHEMES = ("int8", "int4")
-DEFAULT_TOLERANCE = {"int8": 0.02, "int4": 0.05}  # relative perplexity increase over float32 PyTorch
+SCHEMES = ("int8", "int4", "int8-dynamic")
+DEFAULT_TOLERANCE = {"int8": 0.02, "int4": 0.05, "int8-dynamic": 0.02}  # relative perplexity increase over float32 PyTorch
 DEFAULT_BLOCK_SIZE = 32
 MIN_BLOCK_SIZE = 16  # ONNX Runtime's MatMulNBits / GatherBlockQuantized: a power of two >= 16
 DEFAULT_EVAL_TOKENS = 2048
@@ -71,8 +78,9 @@ def resolve_quantize(
         return None
     if scheme not in SCHEMES:
         raise InputError(f"--quantize {scheme}: choose one of {', '.join(SCHEMES)}")
-    if block_size is not None and scheme != "int4":
-        raise InputError("--block-size applies to --quantize int4 only (int8 quantizes per channel): drop it or use int4")
+    if block_size is not None and scheme == "int8-dynamic":
+        raise InputError("--block-size applies to the weight-only schemes int8 and int4 (int8-dynamic quantizes per "
+                         "channel): drop it or use int8/int4")
     block = DEFAULT_BLOCK_SIZE if block_size is None else block_size
     if block < MIN_BLOCK_SIZE or block & (block - 1):
         raise InputError(f"--block-size {block}: give a power of two >= {MIN_BLOCK_SIZE} (e.g. 32, 64, 128)")
@@ -89,47 +97,92 @@ def resolve_quantize(
 @contextlib.contextmanager
 def quiet_quantizers() -> Iterator[None]:
     """ONNX Runtime's quantizers log every node at INFO and advise pre-processing at WARNING, on
-    handlers of their own, and may print: a user of ``qcompress export`` can act on none of it, and
-    stdout belongs to ``--json``."""
+    handlers of their own, and may print (and its HQQ path warns about a read-only numpy array it
+    hands to torch): a user of ``qcompress export`` can act on none of it, and stdout belongs to ``--json``."""
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
             yield
     finally:
         logging.disable(previous)
 
 
-def _int8(proto: onnx.ModelProto, chosen: list[str], others: list[str], options: QuantizeOptions, work: Path) -> onnx.ModelProto:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    out = work / GRAPH
-    quantize_dynamic(proto, out, nodes_to_quantize=chosen, per_channel=True,
-                     weight_type=QuantType.QInt8, use_external_data_format=True)
-    return onnx.load(str(out))
+def _split(proto: onnx.ModelProto, chosen: list[str]) -> tuple[list[str], list[str]]:
+    """The chosen nodes as (matmuls, embedding lookups)."""
+    kinds = {node.name: node.op_type for node in proto.graph.node}
+    return [name for name in chosen if kinds[name] == "MatMul"], [name for name in chosen if kinds[name] == "Gather"]
 
 
-def _int4(proto: onnx.ModelProto, chosen: list[str], others: list[str], options: QuantizeOptions, work: Path) -> onnx.ModelProto:
+def _nbits(proto: onnx.ModelProto, only: list[str], op_type: str, bits: int, block_size: int, algo: Any = None) -> onnx.ModelProto:
+    """``MatMulNBitsQuantizer`` over exactly the ``only`` nodes of one op type (its own node selection widens
+    rather than narrows, so every other node is excluded explicitly)."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    # its node list widens rather than narrows, so what is not chosen is excluded explicitly
-    quantizer = MatMulNBitsQuantizer(proto, bits=4, block_size=options.block_size, is_symmetric=True,
-                                     nodes_to_exclude=others, op_types_to_quantize=("MatMul", "Gather"))
+    if not only:
+        return proto
+    keep = set(only)
+    others = [node.name for node in proto.graph.node if node.name not in keep]
+    settings = {"algo_config": algo} if algo is not None else {"bits": bits, "block_size": block_size, "is_symmetric": True}
+    quantizer = MatMulNBitsQuantizer(proto, nodes_to_exclude=others, op_types_to_quantize=(op_type,), **settings)
     quantizer.process()
     return quantizer.model.model
 
 
-QUANTIZERS: dict[str, Callable[..., onnx.ModelProto]] = {"int8": _int8, "int4": _int4}
+def _dynamic(proto: onnx.ModelProto, only: list[str], work: Path) -> onnx.ModelProto:
+    """``quantize_dynamic``: int8 weights per output channel; a MatMul's input is quantized per call too."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    if not only:
+        return proto
+    out = work / GRAPH
+    quantize_dynamic(proto, out, nodes_to_quantize=only, per_channel=True, weight_type=QuantType.QInt8,
+                     use_external_data_format=True)
+    quantized = onnx.load(str(out))
+    for file in graph_files(out):
+        file.unlink()
+    return quantized
+
+
+def _int8(proto: onnx.ModelProto, chosen: list[str], options: QuantizeOptions, work: Path) -> onnx.ModelProto:
+    """Weight-only: 8-bit ``MatMulNBits``; embedding tables int8 (``Gather`` + ``DequantizeLinear``: a lookup has no
+    activation to quantize)."""
+    matmuls, lookups = _split(proto, chosen)
+    return _dynamic(_nbits(proto, matmuls, "MatMul", 8, options.block_size), lookups, work)
+
+
+def _int8_dynamic(proto: onnx.ModelProto, chosen: list[str], options: QuantizeOptions, work: Path) -> onnx.ModelProto:
+    return _dynamic(proto, chosen, work)
+
+
+def _int4(proto: onnx.ModelProto, chosen: list[str], options: QuantizeOptions, work: Path) -> onnx.ModelProto:
+    """Weight-only 4-bit: HQQ for the matmuls (round to nearest lost 33% perplexity on SmolLM2-135M, HQQ 5%),
+    round to nearest for embedding tables (``GatherBlockQuantized``; ONNX Runtime's HQQ has no Gather)."""
+    from onnxruntime.quantization.matmul_nbits_quantizer import HQQWeightOnlyQuantConfig
+
+    matmuls, lookups = _split(proto, chosen)
+    hqq = HQQWeightOnlyQuantConfig(block_size=options.block_size, bits=4, op_types_to_quantize=("MatMul",))
+    return _nbits(_nbits(proto, matmuls, "MatMul", 4, options.block_size, hqq), lookups, "Gather", 4, options.block_size)
+
+
+QUANTIZERS: dict[str, Callable[..., onnx.ModelProto]] = {"int8": _int8, "int8-dynamic": _int8_dynamic, "int4": _int4}
 TOOLS = {
-    "int8": "onnxruntime.quantization.quantize_dynamic",
-    "int4": "onnxruntime.quantization.matmul_nbits_quantizer.MatMulNBitsQuantizer",
+    "int8": "onnxruntime.quantization: MatMulNBitsQuantizer (bits=8) + quantize_dynamic for embedding tables",
+    "int8-dynamic": "onnxruntime.quantization.quantize_dynamic",
+    "int4": "onnxruntime.quantization.matmul_nbits_quantizer: MatMulNBitsQuantizer with HQQWeightOnlyQuantConfig "
+            "(+ round to nearest for embedding tables)",
 }
 
 
 def _settings(options: QuantizeOptions) -> dict[str, Any]:
-    if options.scheme == "int8":
+    if options.scheme == "int8-dynamic":
         return {"weights": "int8, symmetric, per output channel", "activations": "uint8, dynamic per tensor"}
-    return {"weights": "int4, symmetric, per block", "block_size": options.block_size, "activations": "float32"}
+    if options.scheme == "int8":
+        return {"weights": "int8, symmetric, per block (embedding tables: per channel)", "block_size": options.block_size,
+                "activations": "float32"}
+    return {"weights": "int4, HQQ per block (embedding tables: symmetric, round to nearest)", "block_size": options.block_size,
+            "activations": "float32"}
 
 
 def quantize_onnx(model: Any, onnx_dir: Path, options: QuantizeOptions, gate: GateData) -> dict[str, Any]:
@@ -142,7 +195,7 @@ def quantize_onnx(model: Any, onnx_dir: Path, options: QuantizeOptions, gate: Ga
     float_bytes = sum(file.stat().st_size for file in graph_files(path))
     proto = onnx.load(str(path))
     normalize_weights(proto)
-    chosen, others = weight_nodes(proto)
+    chosen, _ = weight_nodes(proto)
     if not chosen:
         raise CapabilityError("no weight of this ONNX graph comes from a Linear, Conv1D or Embedding layer, so there is "
                               "nothing to quantize: export without --quantize")
@@ -150,7 +203,7 @@ def quantize_onnx(model: Any, onnx_dir: Path, options: QuantizeOptions, gate: Ga
     work.mkdir()
     try:
         with quiet_quantizers():
-            quantized = QUANTIZERS[options.scheme](proto, chosen, others, options, work)
+            quantized = QUANTIZERS[options.scheme](proto, chosen, options, work)
         save_onnx(quantized, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)

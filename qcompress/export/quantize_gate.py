@@ -59,9 +59,10 @@ def gate_data(model: Any, tokenizer: Any, source: dict[str, Any], data: str | No
     return GateData(tokens, corpus.description, seq_len, stride)
 
 
-#: what to try instead when a scheme's gate fails: int4 is weight-only (no activation quantization) and finer with smaller blocks
-RETRY_HINTS = {"int8": "try int4, which leaves activations in float, or keep float32",
-               "int4": "try a smaller --block-size"}
+#: what to try when a scheme's gate fails: the weight-only schemes leave activations in float; smaller blocks are finer
+RETRY_HINTS = {"int8-dynamic": "try int8, which leaves activations in float",
+               "int8": "try a smaller --block-size",
+               "int4": "try int8, or a smaller --block-size"}
 
 
 def check_perplexity(model: Any, onnx_dir: Path, data: GateData, scheme: str, tolerance: float) -> dict[str, Any]:

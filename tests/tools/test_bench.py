@@ -133,13 +133,13 @@ def test_mean_std_of_one_value_has_zero_spread():
 def test_deploy_suite_puts_float32_int8_and_int4_side_by_side(tmp_path, tiny_llama_dir):
     payload = deploy.run(tmp_path, str(tiny_llama_dir), new_tokens=4, repeats=1, threads=1, device="cpu", reuse=False)
     quantized = payload["quantized"]
-    assert list(quantized) == ["float32", "int8", "int4"]
+    assert list(quantized) == ["float32", "int8", "int4", "int8-dynamic"]
     assert quantized["float32"]["gate"] is None and quantized["float32"]["size_vs_float32"] == 1.0
-    for scheme in ("int8", "int4"):
+    for scheme in ("int8", "int4", "int8-dynamic"):
         row = quantized[scheme]
         assert row["onnx_bytes"] < quantized["float32"]["onnx_bytes"]
         assert row["perplexity_tokens"] == quantized["float32"]["perplexity_tokens"]  # the same held-out tokens for all
-        assert row["gate"]["tolerance"] == {"int8": 0.02, "int4": 0.05}[scheme]  # judged as a plain export would be
+        assert row["gate"]["tolerance"] == {"int8": 0.02, "int4": 0.05, "int8-dynamic": 0.02}[scheme]  # judged as a plain export would be
         assert row["gate"]["passes_default_tolerance"] == (row["gate"]["relative_change"] <= row["gate"]["tolerance"])
     report = (tmp_path / "deploy.md").read_text()
     assert "## Quantized ONNX" in report and "| int4 |" in report

@@ -17,7 +17,7 @@ from typing import Any
 from common import markdown_table, write_suite
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench_deploy.py"
-QUANTIZE = ("int8", "int4")  # the schemes of qcompress export --quantize, reported beside float32
+QUANTIZE = ("int8", "int4", "int8-dynamic")  # the schemes of qcompress export --quantize, reported beside float32
 
 
 def run(out_dir: Path, model: str, new_tokens: int, repeats: int, threads: int, device: str, reuse: bool,
