@@ -12,13 +12,15 @@ exported graph has two weight forms they skip, so those are rewritten first, exa
 
 Which nodes are quantized is decided from where they came from, not from their shapes: the dynamo
 exporter records each node's module hierarchy (``pkg.torch.onnx.class_hierarchy``), and only matmuls
-of the model's own ``Linear`` / ``Conv1D`` layers and lookups of its ``Embedding`` tables are chosen.
+of the model's own ``Linear`` / ``Conv1D`` layers and lookups of its ``Embedding`` tables (subclasses included) are chosen.
 Everything a method adds as its own module (QTHA's circuits and its stacked readout) keeps float32.
 """
 
 from __future__ import annotations
 
 import ast
+import functools
+import sys
 from collections import Counter
 
 import numpy as np
@@ -27,10 +29,11 @@ from onnx import helper, numpy_helper
 
 HIERARCHY_KEY = "pkg.torch.onnx.class_hierarchy"
 CONTRIB_DOMAIN = "com.microsoft"
-# the innermost module a weight node may come from to be quantized, by op type
+# the innermost module a weight node may come from to be quantized, by op type (the class or a subclass of it:
+# Gemma 3's embedding is a Gemma3TextScaledWordEmbedding, an nn.Embedding that scales its output)
 QUANTIZABLE_MODULES = {
-    "MatMul": frozenset({"torch.nn.modules.linear.Linear", "transformers.pytorch_utils.Conv1D"}),
-    "Gather": frozenset({"torch.nn.modules.sparse.Embedding"}),
+    "MatMul": ("torch.nn.modules.linear.Linear", "transformers.pytorch_utils.Conv1D"),
+    "Gather": ("torch.nn.modules.sparse.Embedding",),
 }
 WEIGHT_OPS = ("MatMul", "Gemm", "Gather")
 
@@ -45,6 +48,24 @@ def _module_of(node: onnx.NodeProto) -> str | None:
                 return None
             return hierarchy[-2] if isinstance(hierarchy, list) and len(hierarchy) >= 2 else None
     return None
+
+
+@functools.cache
+def _class(path: str) -> type | None:
+    """The class a hierarchy entry names, looked up among the modules already imported (the exported model's)."""
+    module, _, name = path.rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else None
+
+
+def _derives_from(path: str | None, bases: tuple[str, ...]) -> bool:
+    """Whether the class at ``path`` is one of ``bases`` or a subclass of one."""
+    if path is None:
+        return False
+    if path in bases:
+        return True
+    found = _class(path)
+    return found is not None and any(base is not None and issubclass(found, base) for base in map(_class, bases))
 
 
 def _attributes(node: onnx.NodeProto) -> dict:
@@ -110,7 +131,7 @@ def weight_nodes(proto: onnx.ModelProto) -> tuple[list[str], list[str]]:
         if node.op_type not in QUANTIZABLE_MODULES:
             continue
         weight = node.input[1] if node.op_type == "MatMul" else node.input[0]
-        ours = weight in constants and _module_of(node) in QUANTIZABLE_MODULES[node.op_type]
+        ours = weight in constants and _derives_from(_module_of(node), QUANTIZABLE_MODULES[node.op_type])
         (chosen if ours else others).append(node.name)
     return chosen, others
 

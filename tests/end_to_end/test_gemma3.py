@@ -82,3 +82,13 @@ def test_real_gemma3_prepares_fits_and_exports(run_cli, tmp_path):
     assert exported.exit_code == 0, exported.stderr
     parity = json.loads((artifact / "manifest.json").read_text())["formats"]["onnx"]["parity"]
     assert max(parity["max_abs_diff"].values()) <= parity["atol"]
+
+
+def test_int4_quantizes_gemma3s_scaled_embedding_too(run_cli, tiny_gemma3_dir, corpus_dir, tmp_path):
+    """Gemma 3's embedding is an nn.Embedding subclass (it scales its output): its table must be quantized too."""
+    out = tmp_path / "artifact"
+    result = run_cli("export", tiny_gemma3_dir, "--out", out, "--quantize", "int4", "--data", corpus_dir / "train",
+                     "--eval-data", corpus_dir / "heldout.txt", "--quantize-eval-tokens", "256", "--quantize-tolerance", "10")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads((out / "manifest.json").read_text())["formats"]["onnx"]["quantization"]
+    assert info["ops"]["GatherBlockQuantized"] == 1 and info["float32_weight_nodes"] == 0
