@@ -41,6 +41,9 @@ def lora_model(base, seed: int):
     import torch
     from peft import LoraConfig, get_peft_model
 
+    # lora_A is initialised from the global generator: seeded too, or a --reuse run would time and score artifacts of
+    # another model (it did: a float32 Gemma 3 artifact kept from an earlier run scored 104.9 against 116.9)
+    torch.manual_seed(seed)
     model = get_peft_model(copy.deepcopy(base), LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
