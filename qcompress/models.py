@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from qcompress.atomic import publish_directory, staging_directory
+from qcompress.embedded_models import EMBEDDED_MODELS
 from qcompress.errors import InputError
 from qcompress.hub import is_hub_id, require_hub
 
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 DEFAULT_MODEL = "smollm2-135m"
-#: the embedded models' names (:mod:`qcompress.embedded_models`), here so a spec is classified without importing it
-EMBEDDED_NAMES = ("smollm2-135m", "gemma3-270m")
 
 # Config fields that change with the library version or the place a model was loaded from, not with
 # the model itself; hashing them would make one model look like two.
@@ -98,15 +97,13 @@ def default_model_dir() -> Path:
 def prepare_embedded_model(name: str) -> Path:
     """Convert the embedded model ``name``'s GGUF to a float32 Hugging Face directory once (with its
     licence files beside it); later calls return the cached copy."""
-    from qcompress.embedded_models import GGUF_SOURCES
-
     target = embedded_model_dir(name)
     if (target / "config.json").is_file():
         return target
     staging = staging_directory(target)
     try:
         with tempfile.TemporaryDirectory(prefix="qcompress-gguf-", dir=target.parent) as work:
-            gguf, licence_files = GGUF_SOURCES[name](Path(work))
+            gguf, licence_files = EMBEDDED_MODELS[name].gguf(Path(work))
             loaded = _load_gguf(gguf)
             loaded.model.save_pretrained(staging)
             loaded.tokenizer.save_pretrained(staging)
@@ -126,8 +123,6 @@ def prepare_default_model() -> Path:
 def _embedded_model(name: str) -> Path:
     """An embedded model by name: converted on first use when setup installed its GGUF; one that needs a
     download (and names a licence) must be prepared explicitly."""
-    from qcompress.embedded_models import EMBEDDED_MODELS
-
     model = EMBEDDED_MODELS[name]
     if model.installed_by_setup or (embedded_model_dir(name) / "config.json").is_file():
         return prepare_embedded_model(name)
@@ -160,7 +155,7 @@ def load_model(spec: str) -> LoadedModel:
     hf_logging.disable_progress_bar()  # a per-tensor bar on every load is noise around our own progress output
     if not spec.strip():  # Path("") is the current directory
         raise InputError(f"the model is an empty string: {_SPEC_HELP}")
-    if spec in EMBEDDED_NAMES:
+    if spec in EMBEDDED_MODELS:
         return _load_directory(_embedded_model(spec), spec)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
@@ -176,7 +171,7 @@ def load_model(spec: str) -> LoadedModel:
     return _load_from_hub(spec)
 
 
-_SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or one of {', '.join(EMBEDDED_NAMES)}"
+_SPEC_HELP = f"give a local Hugging Face directory, a .gguf file, a hub id, or one of {', '.join(EMBEDDED_MODELS)}"
 
 
 def _pretrained(source: str | Path, local_files_only: bool) -> tuple[Any, Any]:

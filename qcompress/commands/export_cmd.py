@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         backend: str = sampler_option(),
         seed: int = sampling_seed_option(),
         ignore_model_mismatch: bool = ignore_model_mismatch_option("Export a run"),
-        quantize: str = typer.Option(None, "--quantize", help="Quantize the ONNX decoder's weights: int8 or int4 (weight-only MatMulNBits; int4 by HQQ) or int8-dynamic (activations too); gated on perplexity."),
+        quantize: str = typer.Option(None, "--quantize", help="Quantize the ONNX decoder's weights: int8 or int4 (weight-only MatMulNBits) or int8-dynamic (activations too); gated on perplexity."),
         block_size: int = typer.Option(None, "--block-size", help="int8 and int4: weights per scale, a power of two >= 16 (default 32)."),
         quantize_tolerance: float = typer.Option(None, "--quantize-tolerance", help="Largest relative perplexity increase, quantized ONNX vs float32 PyTorch (default 0.02 int8 and int8-dynamic, 0.05 int4)."),
         quantize_eval_tokens: int = typer.Option(None, "--quantize-eval-tokens", help="Held-out tokens the perplexity gate scores (default 2048)."),

@@ -20,6 +20,7 @@ since 4.x. tests/interop checks each of these fields and loads the result in a r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _with_rope_fields(config: dict[str, Any]) -> dict[str, Any]:
     return updated
 
 
-def _rewrite_json(path: Path, change) -> None:
+def _rewrite_json(path: Path, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
     if not path.is_file():
         return
     data = json.loads(path.read_text(encoding="utf-8"))
