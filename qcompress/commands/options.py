@@ -42,7 +42,8 @@ CONFIG_KEYS = {
     "zero_init": "adapter.zero_init", "generator_scope": "adapter.generator_scope",
     "dora_magnitude": "adapter.dora_magnitude", "prefix_tokens": "adapter.prefix_tokens",
     "n_mlp": "qpa.n_mlp", "depth": "qpa.depth", "backend": "qpa.backend",
-    "qtha_inner": "qtha.inner", "qtha_bond": "qtha.bond", "qtha_layers": "qtha.layers",
+    # QTHA's own options (its method_config), kept as flags of their own for the method the papers are about
+    "qtha_inner": "method_config.inner", "qtha_bond": "method_config.bond", "qtha_layers": "method_config.layers",
 }
 
 

@@ -125,7 +125,7 @@ class Method(ABC):
             if method_config:
                 raise InputError(
                     f"method {cls.name!r} takes no method_config options (got {', '.join(sorted(method_config))}): "
-                    "drop --set / method_config, or use the shared sections (adapter, qpa, qtha)"
+                    "drop --set / method_config, or use the shared sections (adapter, qpa)"
                 )
             return None
         return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}")

@@ -14,7 +14,6 @@ from pydantic import Field
 
 from qcompress.config import StrictModel
 from qcompress.generators.qpa import QPAGeneratorConfig
-from qcompress.methods.qtha.config import QthaConfig
 
 
 class AdapterConfig(StrictModel):
@@ -47,6 +46,5 @@ class RunConfig(Protocol):
 
     adapter: AdapterConfig
     qpa: QPAGeneratorConfig
-    qtha: QthaConfig
     seed: int
     method_config: dict[str, Any]

@@ -17,7 +17,6 @@ from pydantic import Field, model_validator
 from qcompress.config import MAX_SEED, StrictModel, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
-from qcompress.methods.qtha.config import QthaConfig
 from qcompress.methods.run_config import AdapterConfig
 
 
@@ -30,9 +29,8 @@ class FitConfig(StrictModel):
     method: str = "qpa-lora"
     adapter: AdapterConfig = Field(default_factory=AdapterConfig)
     qpa: QPAGeneratorConfig = Field(default_factory=QPAGeneratorConfig)
-    qtha: QthaConfig = Field(default_factory=QthaConfig)
     method_config: dict[str, Any] = Field(
-        default_factory=dict, description="the method's own hyper-parameters, validated by its config class (plugins' methods)"
+        default_factory=dict, description="the method's own hyper-parameters, validated by its config class (qtha's, the PEFT tuners', plugins')"
     )
 
     steps: int = Field(100, ge=1)
@@ -57,6 +55,22 @@ class FitConfig(StrictModel):
         "fp32", description="base model's compute precision; circuits, generators and trained tensors stay float32"
     )
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass to save memory")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_qtha_section(cls, data: Any) -> Any:
+        """Read the ``qtha:`` section of configs written before QTHA owned its hyper-parameters.
+
+        Every run header of that time carries one (defaults for other methods), and a YAML file may:
+        for a ``qtha`` fit it becomes ``method_config`` (keys given there win); for any other method it
+        is dropped, as it was always ignored. The recorded config_sha256 stays the header's own."""
+        if not isinstance(data, dict) or "qtha" not in data:
+            return data
+        data = dict(data)
+        section = data.pop("qtha")
+        if data.get("method") == "qtha" and isinstance(section, dict):
+            data["method_config"] = {**section, **(data.get("method_config") or {})}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> FitConfig:

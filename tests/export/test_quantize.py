@@ -90,7 +90,7 @@ def test_generate_and_eval_run_the_quantized_artifact(quantized, run_cli, corpus
 def test_a_qtha_run_keeps_its_circuit_float32_and_gates_on_its_own_corpus(tmp_path, tiny_llama_dir, corpus_dir, run_cli):
     from qcompress.training.fit import fit
 
-    config = tiny_config(tiny_llama_dir, corpus_dir, method="qtha", steps=1, eval_every=0, checkpoint_every=1, **{"qtha.inner": 16})
+    config = tiny_config(tiny_llama_dir, corpus_dir, method="qtha", steps=1, eval_every=0, checkpoint_every=1, **{"method_config.inner": 16})
     fit(config, tmp_path / "run")
     result = run_cli("export", tmp_path / "run", "--out", tmp_path / "artifact", "--quantize", "int4", "--quantize-eval-tokens", "512")
     assert result.exit_code == 0, result.stderr

@@ -137,7 +137,7 @@ def test_tensor_train_contraction_equals_its_dense_matrix():
 
 
 def _attached(model_dir, corpus_dir, **extra):
-    config = tiny_config(model_dir, corpus_dir, method="qtha", **{"adapter.rank": 3, "qtha.inner": 16, **extra})
+    config = tiny_config(model_dir, corpus_dir, method="qtha", **{"adapter.rank": 3, "method_config.inner": 16, **extra})
     loaded = load_model(config.model)
     return get_method("qtha").attach(loaded.model, config), loaded
 

@@ -74,7 +74,7 @@ def test_a_training_step_touches_no_host_tensor(tiny_model_dir, corpus_dir, meth
     [
         ("qpa-lora", {"qpa.backend": "classical"}),
         ("qpa-lora", {"adapter.generator_scope": "layer"}),
-        ("qtha", {"qtha.simulator": "quimb"}),
+        ("qtha", {"method_config.simulator": "quimb"}),
     ],
     ids=["classical-backend", "layer-scope", "qtha-quimb"],
 )

@@ -1,6 +1,6 @@
 """``qtha``: Quantum Tensor Hybrid Adaptation, one package.
 
-* :mod:`.config`: the ``qtha`` section of a fit config (:class:`QthaConfig`);
+* :mod:`.config`: QTHA's own hyper-parameters, its ``method_config`` (:class:`QthaConfig`);
 * :mod:`.ansatz`: the per-token Cirq circuit (the ``qtha`` entry of ``qcompress.ansatze``);
 * :mod:`.circuit`: that circuit as a plain-torch state vector, the form it is trained in;
 * :mod:`.layer`: the trainable layer beside each target and its sibling groups;

@@ -1,4 +1,4 @@
-"""The ``qtha`` section of a fit config (its own module so the config can import it without the method)."""
+"""QTHA's own hyper-parameters: its ``method_config`` (YAML ``method_config:``, ``--qtha-*`` flags or ``--set KEY=VALUE``)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,8 @@ from qcompress.methods.qtha.circuit import QthaStatevector
 from qcompress.methods.qtha.deploy import FoldedQtha
 from qcompress.methods.tensor_train import TTLinear
 from qcompress.numerics import full_precision
-from qcompress.methods.run_config import RunConfig
+from qcompress.methods.qtha.config import QthaConfig
+from qcompress.methods.run_config import AdapterConfig
 
 
 def base_features(layer: torch.nn.Module) -> tuple[int, int]:
@@ -47,13 +48,14 @@ class QthaLayer(torch.nn.Module):
     :class:`SiblingBranches`, stacked with the layers that read the same input; a layer on its
     own is a group of one."""
 
-    def __init__(self, base: torch.nn.Module, config: RunConfig, circuit: torch.nn.Module, angles: torch.Tensor) -> None:
+    def __init__(self, base: torch.nn.Module, adapter: AdapterConfig, qtha: QthaConfig, circuit: torch.nn.Module,
+                 angles: torch.Tensor) -> None:
         super().__init__()
-        qtha, rank = config.qtha, config.adapter.rank
+        rank = adapter.rank
         in_features, out_features = base_features(base)
         self.base = base
-        self.rank, self.scale = rank, config.adapter.effective_alpha / rank
-        self.dropout = torch.nn.Dropout(config.adapter.dropout)
+        self.rank, self.scale = rank, adapter.effective_alpha / rank
+        self.dropout = torch.nn.Dropout(adapter.dropout)
         self.tt_a = TTLinear(in_features, qtha.inner, qtha.cores, qtha.bond)
         self.mlp_a = torch.nn.Linear(qtha.inner, rank)
         self.angles = torch.nn.Parameter(angles)

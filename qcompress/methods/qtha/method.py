@@ -27,6 +27,7 @@ from transformers.pytorch_utils import Conv1D
 from qcompress.circuits.base import init_weights
 from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_fits
 from qcompress.methods.qtha.ansatz import build_qtha_ansatz, check_size
+from qcompress.methods.qtha.config import QthaConfig
 from qcompress.methods.qtha.deploy import NOT_A_PLAIN_MODEL, FoldedQtha, deploy_groups
 from qcompress.methods.qtha.layer import QthaLayer, SiblingBranches, base_features, make_circuit
 from qcompress.models import resolve_target_modules
@@ -59,19 +60,20 @@ def replace_module(model: torch.nn.Module, name: str, new: torch.nn.Module) -> N
 class QthaAdapted(AdaptedModel):
     def __init__(self, model: PreTrainedModel, config: RunConfig):
         rank = config.adapter.rank
-        self.depth = config.qtha.layers or rank
+        self.qtha: QthaConfig = QthaMethod.options(config.method_config)
+        self.depth = self.qtha.layers or rank
         check_size(rank, self.depth)
         self.config = config
         self.model = model
         self.ansatz = build_qtha_ansatz(rank, self.depth)
-        circuit = make_circuit(rank, self.depth, config.qtha.simulator)
+        circuit = make_circuit(rank, self.depth, self.qtha.simulator)
         model.add_module("qtha_circuit", circuit)  # registered once, so model.to(device) moves its constants
         model.requires_grad_(False)
         self.layers: dict[str, QthaLayer] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             for index, (name, base) in enumerate(target_layers(model, config.adapter.targets)):
-                layer = QthaLayer(base, config, circuit, init_weights(self.ansatz, config.seed + index))
+                layer = QthaLayer(base, config.adapter, self.qtha, circuit, init_weights(self.ansatz, config.seed + index))
                 replace_module(model, name, layer)
                 self.layers[name] = layer
         for members in sibling_groups(self.layers):
@@ -145,6 +147,7 @@ class QthaMethod(Method):
     # On SmolLM2 + Austen at 100 steps (docs/RESULTS.md, inner 32 / bond 4) 3e-3 reached 38.58 where 1e-3
     # stayed at 39.44 (LoRA: 39.14); the zero-initialised TT_B core needs the larger steps to get going.
     default_lr = 3e-3
+    config_cls = QthaConfig
 
     def attach(self, model: PreTrainedModel, config: RunConfig) -> QthaAdapted:
         return QthaAdapted(model, config)

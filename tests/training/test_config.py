@@ -1,0 +1,99 @@
+"""qcompress.training.config: a fit's configuration from YAML and flags, its identity, and configs of older runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qcompress.commands.options import config_overrides
+from qcompress.errors import InputError
+from qcompress.methods import get_method_class
+from qcompress.methods.qtha.config import QthaConfig
+from qcompress.training.config import FitConfig, build_fit_config, config_sha256
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_flags_override_the_yaml_file_and_seed_reaches_the_generator(tmp_path):
+    file = write(tmp_path / "fit.yaml", "method: lora\nsteps: 7\nadapter: {rank: 4, alpha: 16}\n")
+    config = build_fit_config(file, {"steps": 9, "adapter.rank": 2, "lr": None, "seed": 5})
+    assert (config.method, config.steps, config.adapter.rank, config.adapter.alpha) == ("lora", 9, 2, 16)
+    assert config.qpa.seed == 5  # --seed changes the whole run unless qpa.seed is given
+    assert build_fit_config(None, {"seed": 5, "qpa.seed": 1}).qpa.seed == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("steps: [1", "is not valid YAML"),
+        ("- a\n- b\n", "must hold a mapping of options, not list"),
+        ("stepz: 3\n", "stepz"),
+    ],
+)
+def test_a_bad_config_file_is_one_clear_error(tmp_path, text, message):
+    with pytest.raises(InputError, match=message):
+        build_fit_config(write(tmp_path / "fit.yaml", text), {})
+
+
+def test_a_config_file_that_is_not_utf8_or_missing_is_an_input_error(tmp_path):
+    (tmp_path / "latin1.yaml").write_bytes(b"method: caf\xe9\n")
+    with pytest.raises(InputError, match="is not UTF-8 text"):
+        build_fit_config(tmp_path / "latin1.yaml", {})
+    with pytest.raises(InputError, match="not found"):
+        build_fit_config(tmp_path / "absent.yaml", {})
+
+
+def test_qtha_flags_land_in_its_method_config_which_qtha_validates():
+    flags = {"method": "qtha", "qtha_inner": 32, "qtha_bond": 4, "qtha_layers": None}
+    config = build_fit_config(None, config_overrides(flags, ["cores=2"]))
+    assert config.method_config == {"inner": 32, "bond": 4, "cores": 2}
+    options = get_method_class("qtha").options(config.method_config)
+    assert options == QthaConfig(inner=32, bond=4, cores=2)
+    with pytest.raises(InputError, match="method_config of 'qtha'"):
+        get_method_class("qtha").options({"inner": 0})
+
+
+def test_a_qtha_flag_on_another_method_is_refused_not_ignored():
+    config = build_fit_config(None, config_overrides({"method": "qpa-lora", "qtha_inner": 32}))
+    with pytest.raises(InputError, match="'qpa-lora' takes no method_config options .got inner"):
+        get_method_class("qpa-lora").options(config.method_config)
+
+
+def test_the_qtha_section_of_older_configs_is_read_as_its_method_config(tmp_path):
+    """Runs written before QTHA owned its options carry ``qtha:`` (defaults for every other method)."""
+    old_qtha = {"method": "qtha", "qtha": {"inner": 32, "bond": 4, "layers": None, "cores": 4, "simulator": "statevector"}}
+    assert FitConfig.model_validate(old_qtha).method_config == old_qtha["qtha"]
+    both = {**old_qtha, "method_config": {"inner": 16}}  # keys given in method_config win
+    assert FitConfig.model_validate(both).method_config["inner"] == 16
+    old_lora = {"method": "lora", "qtha": {"inner": 256}}
+    assert FitConfig.model_validate(old_lora).method_config == {}  # it was always ignored there
+    file = write(tmp_path / "old.yaml", "method: qtha\nqtha: {inner: 64}\n")
+    assert build_fit_config(file, {}).method_config == {"inner": 64}
+
+
+def test_the_identity_is_the_canonical_json_of_the_config():
+    config = build_fit_config(None, {"method": "lora", "steps": 3})
+    assert config.sha256() == config_sha256(config.model_dump(mode="json"))
+    assert config.sha256() == build_fit_config(None, {"steps": 3, "method": "lora"}).sha256()
+    assert config.sha256() != build_fit_config(None, {"method": "lora", "steps": 4}).sha256()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"eval_stride": 300, "eval_seq_len": 256}, "eval_stride .300. must not exceed eval_seq_len .256."),
+        ({"warmup_steps": 10, "steps": 10}, "warmup_steps .10. must be below steps .10."),
+    ],
+)
+def test_inconsistent_settings_are_refused(overrides, message):
+    with pytest.raises(InputError, match=message):
+        build_fit_config(None, overrides)
+
+
+def test_warmup_defaults_to_a_tenth_of_the_steps():
+    assert build_fit_config(None, {"steps": 50}).effective_warmup_steps == 5
+    assert build_fit_config(None, {"steps": 50, "warmup_steps": 0}).effective_warmup_steps == 0
