@@ -21,6 +21,8 @@ METHODS: dict[str, list[str]] = {
     "lora": ["--method", "lora"],
     "qpa-lora": ["--method", "qpa-lora"],
     "qtha": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"],  # the fit table's budget-sized QTHA
+    # the same QTHA with its circuits recomputed in backward, as --set recompute=auto chooses when memory is short
+    "qtha-recompute": ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4", "--set", "recompute=always"],
 }
 
 

@@ -19,3 +19,7 @@ class QthaConfig(StrictModel):
     simulator: Literal["statevector", "quimb"] = Field(
         "statevector", description="per-token circuit simulation: plain-torch state vector (fast) or the quimb backend"
     )
+    recompute: Literal["auto", "always", "never"] = Field(
+        "auto", description="circuit intermediates for backward: kept while they fit half of free memory (auto), "
+        "always recomputed (least memory), or always kept (fastest); the same gradients either way"
+    )

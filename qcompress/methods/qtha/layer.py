@@ -24,6 +24,7 @@ from qcompress.methods.qtha.deploy import FoldedQtha
 from qcompress.methods.tensor_train import TTLinear
 from qcompress.numerics import full_precision
 from qcompress.methods.qtha.config import QthaConfig
+from qcompress.methods.qtha.recompute import RecomputePolicy
 from qcompress.methods.run_config import AdapterConfig
 
 
@@ -45,11 +46,11 @@ class QthaLayer(torch.nn.Module):
     """A frozen base layer with the QTHA branch beside it (trainable: everything but ``base``).
 
     The branch up to the circuit (dropout, TT_A, MLP_A, the circuit) runs in the layer's
-    :class:`SiblingBranches`, stacked with the layers that read the same input; a layer on its
-    own is a group of one."""
+    :class:`SiblingBranches`, stacked with the layers that read the same input (a layer on its
+    own is a group of one); :class:`~qcompress.methods.qtha.method.QthaAdapted` makes every
+    layer :meth:`join` its group before the first forward."""
 
-    def __init__(self, base: torch.nn.Module, adapter: AdapterConfig, qtha: QthaConfig, circuit: torch.nn.Module,
-                 angles: torch.Tensor) -> None:
+    def __init__(self, base: torch.nn.Module, adapter: AdapterConfig, qtha: QthaConfig, angles: torch.Tensor) -> None:
         super().__init__()
         rank = adapter.rank
         in_features, out_features = base_features(base)
@@ -64,13 +65,14 @@ class QthaLayer(torch.nn.Module):
         self.mlp_b = torch.nn.Linear(rank, qtha.inner)
         self.tt_b = TTLinear(qtha.inner, out_features, qtha.cores, qtha.bond, zero_last=True)
         # a tuple, so the group (which holds its members) is not registered as a submodule: no state
-        self._group = (SiblingBranches([self], circuit), 0)
+        self._group: tuple[SiblingBranches, int] | None = None
 
     def join(self, group: SiblingBranches, index: int) -> None:
         """Become member ``index`` of ``group``."""
         self._group = (group, index)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert self._group is not None, "a QthaLayer runs once it has joined its sibling group"
         group, index = self._group
         a, q = group.branch(x, index)
         return self.base(x) + self.tt_b(self.mlp_b(self.qw(q) + self.cw(a))) * self.scale
@@ -103,10 +105,11 @@ class SiblingBranches:
     called computes every member's (a, <Z>) and the others take theirs from it; a member called
     with another tensor, a second time, or in another grad mode recomputes, so sharing is an
     optimisation, never an assumption about the architecture. The result is dropped once every
-    member has taken its part, so no step's graph outlives it."""
+    member has taken its part, so no step's graph outlives it. Whether the circuit keeps its
+    intermediates for backward is the model-wide ``policy``'s call (:mod:`.recompute`)."""
 
-    def __init__(self, members: list[QthaLayer], circuit: torch.nn.Module) -> None:
-        self.members, self.circuit = members, circuit
+    def __init__(self, members: list[QthaLayer], circuit: torch.nn.Module, policy: RecomputePolicy) -> None:
+        self.members, self.circuit, self.policy = members, circuit, policy
         self._shared: tuple[torch.Tensor, bool, torch.Tensor, torch.Tensor, set[int]] | None = None
 
     def branch(self, x: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,11 +141,9 @@ class SiblingBranches:
             return a, self._circuit(angles, a.float())
 
     def _circuit(self, angles: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled():
-            # the circuit's intermediates are recomputed in backward instead of kept: about 20
-            # state-sized arrays (tokens x 2^r) per circuit layer in every adapted layer came to ~10 GB
-            # per step on SmolLM2 (512 tokens, 60 layers) and got the fit OOM-killed. It draws no
-            # random numbers, so the RNG state need not be saved for the recomputation.
+        if torch.is_grad_enabled() and self.policy.recompute(a.shape[0], a.device):
+            # recomputed in backward instead of kept (.recompute says when); the circuit draws no
+            # random numbers, so the RNG state need not be saved for the recomputation
             return checkpoint(self.circuit, angles, a, use_reentrant=False, preserve_rng_state=False)
         return self.circuit(angles, a)
 

@@ -29,6 +29,7 @@ from qcompress.methods.base import AdaptedModel, Collapsed, Method, check_state_
 from qcompress.methods.qtha.ansatz import build_qtha_ansatz, check_size
 from qcompress.methods.qtha.config import QthaConfig
 from qcompress.methods.qtha.deploy import NOT_A_PLAIN_MODEL, FoldedQtha, deploy_groups
+from qcompress.methods.qtha.recompute import RecomputePolicy
 from qcompress.methods.qtha.layer import QthaLayer, SiblingBranches, base_features, make_circuit
 from qcompress.models import resolve_target_modules
 from qcompress.methods.run_config import RunConfig
@@ -73,11 +74,12 @@ class QthaAdapted(AdaptedModel):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             for index, (name, base) in enumerate(target_layers(model, config.adapter.targets)):
-                layer = QthaLayer(base, config.adapter, self.qtha, circuit, init_weights(self.ansatz, config.seed + index))
+                layer = QthaLayer(base, config.adapter, self.qtha, init_weights(self.ansatz, config.seed + index))
                 replace_module(model, name, layer)
                 self.layers[name] = layer
+        policy = RecomputePolicy(self.qtha.recompute, len(self.layers), rank, self.depth)
         for members in sibling_groups(self.layers):
-            group = SiblingBranches(members, circuit)
+            group = SiblingBranches(members, circuit, policy)
             for index, member in enumerate(members):
                 member.join(group, index)
 
