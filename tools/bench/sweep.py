@@ -39,6 +39,7 @@ MAX_EXTENSIONS = 2
 TRAIN_DATA, TEST_DATA, OOD_DATA = "austen-train", "austen-test", "state-of-the-union"
 
 QTHA = ["--method", "qtha", "--qtha-inner", "32", "--qtha-bond", "4"]
+CONFIGS = Path(__file__).with_name("configs")
 VARIANTS: dict[str, list[str]] = {
     **{f"lora-r{r}": ["--method", "lora", "--rank", str(r)] for r in (1, 2, 4, 8, 16)},
     "vera": ["--method", "vera"],
@@ -48,6 +49,10 @@ VARIANTS: dict[str, list[str]] = {
     "tinylora": ["--method", "tinylora"],
     **{f"qpa-lora-{n}": ["--method", "qpa-lora", "--n-mlp", str(n)] for n in (512, 1024, 2048)},
     **{f"classical-ablation-{n}": ["--method", "qpa-lora", "--n-mlp", str(n), "--backend", "classical"] for n in (512, 1024, 2048)},
+    # generators within VeRA's 38,400 parameters (issue 21), each beside its classical ablation
+    **{f"{kind}-36k{suffix}": ["--method", "qpa-lora", "--n-mlp", "512", "--config", str(CONFIGS / f"qpa-36k{suffix}.yaml"),
+                                *(["--backend", "classical"] if kind == "classical" else [])]
+       for kind in ("qpa-lora", "classical") for suffix in ("", "-gelu")},
     "qtha-L4": [*QTHA, "--qtha-layers", "4"],
     "qtha-L8": [*QTHA, "--qtha-layers", "8"],
     "qpa-dora": ["--method", "qpa-dora"],
