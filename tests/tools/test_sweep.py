@@ -65,3 +65,17 @@ def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_
     interim = sweep.run(dataclasses.replace(settings, seeds=[0, 1, 2], report_only=True), progress=again.append)
     assert interim["rows"][0]["seeds"] == [0, 1] and interim["settings"]["report_only"]  # seed 2 is missing, not run
     assert not list(tmp_path.rglob("seed2*")) and "Interim report" in (tmp_path / "sweep.md").read_text()
+
+
+@pytest.mark.parametrize("variant", [name for name in sweep.VARIANTS if "-36k" in name])
+def test_the_vera_budget_generators_stay_within_veras_parameters(variant):
+    """Issue 21's generators must train no more than VeRA's 38,400 numbers on SmolLM2-135M (q_proj + v_proj:
+    460,800 LoRA weights), and each ablation exactly as many as its circuit twin."""
+    from qcompress.generators.qpa import QPAGenerator
+    from qcompress.training.config import build_fit_config
+
+    flags = sweep.VARIANTS[variant]
+    config = build_fit_config(Path(flags[flags.index("--config") + 1]), {"qpa.n_mlp": int(flags[flags.index("--n-mlp") + 1])})
+    backend = flags[flags.index("--backend") + 1] if "--backend" in flags else "quimb"
+    generator = QPAGenerator(460_800, config.qpa.model_copy(update={"backend": backend}))
+    assert generator.trainable_parameters() == 35_856 <= 38_400
