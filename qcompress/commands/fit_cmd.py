@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         qtha_layers: int = typer.Option(None, "--qtha-layers", help="QTHA: circuit layers L (default r)."),
         method_options: list[str] = method_options_option(),
         steps: int = typer.Option(None, help="Optimizer steps (default 100)."),
-        lr: float = typer.Option(None, help="Peak learning rate (default: the method's own, e.g. lora 2e-4, qpa-lora 3e-3)."),
+        lr: float = typer.Option(None, help="Peak learning rate (default: the method's own, e.g. lora 3e-3, qpa-lora 3e-3)."),
         batch_size: int = typer.Option(None, help="Blocks per micro-batch (default 4)."),
         grad_accum: int = typer.Option(None, help="Micro-batches per step (default 1)."),
         seq_len: int = typer.Option(None, help="Tokens per training block (default 128, or the model's context if shorter)."),
