@@ -124,8 +124,8 @@ class Method(ABC):
         if cls.config_cls is None:
             if method_config:
                 raise InputError(
-                    f"method {cls.name!r} takes no method_config options (got {', '.join(sorted(method_config))}): "
-                    "drop --set / method_config, or use the shared sections (adapter, qpa)"
+                    f"method {cls.name!r} takes no options of its own (got {', '.join(sorted(method_config))}): "
+                    "drop them (--set, --qtha-* flags, method_config:), or use the shared sections (adapter, qpa)"
                 )
             return None
         return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}")

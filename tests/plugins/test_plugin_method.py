@@ -50,7 +50,7 @@ def test_fit_export_and_eval_with_the_plugins_own_hyper_parameters(run_cli, tiny
 @pytest.mark.parametrize("flags, message", [
     (["--method", "vera", "--set", "projection_rank=0"], "invalid method_config of 'vera': projection_rank"),
     (["--method", "vera", "--set", "nope=1"], "invalid method_config of 'vera': nope: Extra inputs are not permitted"),
-    (["--method", "lora", "--set", "projection_rank=8"], "method 'lora' takes no method_config options"),
+    (["--method", "lora", "--set", "projection_rank=8"], "method 'lora' takes no options of its own"),
     (["--method", "vera", "--set", "projection_rank"], "--set 'projection_rank' must be KEY=VALUE"),
 ])
 def test_bad_method_options_are_one_line_before_anything_is_written(run_cli, tiny_llama_dir, corpus_dir, tmp_path, flags, message):

@@ -59,7 +59,7 @@ def test_qtha_flags_land_in_its_method_config_which_qtha_validates():
 
 def test_a_qtha_flag_on_another_method_is_refused_not_ignored():
     config = build_fit_config(None, config_overrides({"method": "qpa-lora", "qtha_inner": 32}))
-    with pytest.raises(InputError, match="'qpa-lora' takes no method_config options .got inner"):
+    with pytest.raises(InputError, match="'qpa-lora' takes no options of its own .got inner.: drop them .--set, --qtha-\* flags"):
         get_method_class("qpa-lora").options(config.method_config)
 
 
