@@ -46,20 +46,25 @@ def _cached_logits(decoder: DecoderSession, ids: list[int]) -> np.ndarray:
 def measure_parity(model: Any, tokenizer: Any, onnx_path: Path, prompts: tuple[str, ...]) -> dict[str, float]:
     """Max abs logit difference without and with the cache, over all prompts."""
     decoder = DecoderSession(onnx_path, threads=None)
-    worst = {"no_cache": 0.0, "cache": 0.0}
+    differences: dict[str, list[float]] = {"no_cache": [], "cache": []}
     for ids in _prompt_ids(tokenizer, prompts):
         reference = _torch_logits(model, ids)
         full, _ = decoder.step(np.asarray([ids]), np.ones((1, len(ids)), np.int64), decoder.empty_past(1))
-        worst["no_cache"] = max(worst["no_cache"], float(np.abs(full[0] - reference).max()))
+        differences["no_cache"].append(float(np.abs(full[0] - reference).max()))
         cached = _cached_logits(decoder, ids)
-        worst["cache"] = max(worst["cache"], float(np.abs(cached - reference[len(ids) // 2 - 1 :]).max()))
-    return worst
+        differences["cache"].append(float(np.abs(cached - reference[len(ids) // 2 - 1 :]).max()))
+    # np.max, not Python's max: a NaN difference must stay NaN (max(0.0, nan) is 0.0) so the gate sees it
+    return {name: float(np.max(values)) for name, values in differences.items()}
+
+
+def parity_holds(figures: dict[str, float], atol: float) -> bool:
+    """Every difference finite and within ``atol`` (a NaN fails: Python's ``max`` would pass over it)."""
+    return bool(np.max(list(figures.values())) <= atol)
 
 
 def require_parity(figures: dict[str, float], atol: float) -> None:
-    """Raise :class:`CheckFailed` (exit 3) when either difference exceeds ``atol``."""
-    worst = max(figures.values())
-    if not np.isfinite(worst) or worst > atol:
+    """Raise :class:`CheckFailed` (exit 3) when either difference exceeds ``atol`` or is not finite."""
+    if not parity_holds(figures, atol):
         raise CheckFailed(
             f"ONNX parity failed: max |logit diff| no-cache {figures['no_cache']:.3g}, cache {figures['cache']:.3g} "
             f"> atol {atol:g}; nothing was written (raise --atol only if this difference is acceptable)"

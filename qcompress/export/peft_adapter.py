@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from qcompress.errors import CapabilityError, CheckFailed
@@ -104,7 +105,8 @@ class PeftAdapterExporter:
             reloaded, report = reload_logits(base_dir, out_dir, prompts, base_dir)
         finally:
             shutil.rmtree(base_dir, ignore_errors=True)
-        worst = max(float(abs(logits.numpy() - _torch_logits(model, ids)).max()) for logits, ids in zip(reloaded, prompts))
+        # np.max keeps a NaN difference NaN (Python's max may pass over it), so the gate below refuses it
+        worst = float(np.max([np.abs(logits.numpy() - _torch_logits(model, ids)).max() for logits, ids in zip(reloaded, prompts)]))
         if not worst <= options.atol:
             raise CheckFailed(f"PEFT adapter parity failed: max |logit diff| {worst:.3g} after reloading with plain peft "
                               f"> atol {options.atol:g}; nothing was written (raise --atol only if this difference is acceptable)")

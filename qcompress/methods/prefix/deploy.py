@@ -101,7 +101,7 @@ class ConstantPrefix:
         ids = torch.arange(min(8, model.config.vocab_size)).unsqueeze(0)
         with torch.no_grad():
             difference = float((reloaded(input_ids=ids).logits - model(input_ids=ids).logits).abs().max())
-        if difference > PEFT_RELOAD_ATOL:
+        if not difference <= PEFT_RELOAD_ATOL:  # a NaN difference fails too
             raise CheckFailed(f"the PEFT prefix adapter in {out} reproduces the model only to {difference:.2e}; report this as a bug")
         return {"prefix_tokens": self.tokens, "prefix_directory": f"{model_dir.name}/{PREFIX_DIRECTORY}",
                 "peft_reload_max_abs_diff": difference}
