@@ -35,9 +35,9 @@ def names(kind: str) -> list[str]:
 
 def get(kind: str, name: str) -> Any:
     """The object registered as ``name`` (loading its entry point), or a one-line error listing the choices."""
+    eps = _entry_points(kind)  # validates kind first
     if name in _runtime[kind]:
         return _runtime[kind][name]
-    eps = _entry_points(kind)
     if name not in eps:
         raise InputError(f"unknown {kind} {name!r}; choose one of: {', '.join(names(kind))}")
     try:
