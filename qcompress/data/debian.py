@@ -56,8 +56,13 @@ def ar_members(archive: bytes) -> dict[str, bytes]:
     members, offset = {}, 8
     while offset + 60 <= len(archive):
         header = archive[offset : offset + 60]
-        name = header[:16].decode("ascii").strip().rstrip("/")
-        size = int(header[48:58].decode("ascii").strip())
+        try:
+            name = header[:16].decode("ascii").strip().rstrip("/")
+            size = int(header[48:58].decode("ascii").strip())
+        except ValueError:  # UnicodeDecodeError is one: a header of other bytes, or a size that is no number
+            raise InputError(f"the Debian package is damaged (bad member header at byte {offset}): delete it and retry") from None
+        if size < 0 or offset + 60 + size > len(archive):
+            raise InputError(f"the Debian package is truncated (member {name!r} runs past its end): delete it and retry")
         members[name] = archive[offset + 60 : offset + 60 + size]
         offset += 60 + size + (size % 2)  # members are 2-byte aligned
     return members
