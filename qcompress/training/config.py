@@ -36,6 +36,10 @@ class FitConfig(StrictModel):
     steps: int = Field(100, ge=1)
     lr: float | None = Field(None, gt=0, allow_inf_nan=False, description="default: the method's own")
     weight_decay: float = Field(0.0, ge=0.0, allow_inf_nan=False)
+    decay_to_init: float = Field(
+        0.0, ge=0.0, allow_inf_nan=False,
+        description="each step, pull every trained tensor back toward its initial value by lr x this (the update toward dW = 0); 0: off",
+    )
     warmup_steps: int | None = Field(None, ge=0, description="default: 10% of steps")
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     batch_size: int = Field(4, ge=1)

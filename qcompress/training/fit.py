@@ -208,6 +208,9 @@ def _fit(
     method = get_method(config.method)
     if config.lr is None:  # record the rate actually used, so the run never depends on a later default
         config = config.model_copy(update={"lr": method.default_lr})
+    if config.lr * config.decay_to_init > 1:
+        raise InputError(f"--decay-to-init {config.decay_to_init:g} at lr {config.lr:g} would pull past the initial values "
+                         f"(lr x decay {config.lr * config.decay_to_init:g} > 1): use at most {1 / config.lr:g}")
     processes.check_batch(config.batch_size)
     device = processes.device(resolve_device(config.device))
     processes.join(device)
@@ -233,6 +236,8 @@ def _fit(
     if header is None and processes.main:
         write_header(run_dir, config, loaded.identity, counts)
         write_text_atomic(run_dir / "circuit.txt", adapted.describe())
+    # the initial values --decay-to-init pulls toward: attach is deterministic, so a resumed run rebuilds them here
+    anchors = [param.detach().clone() for param in params] if config.decay_to_init else None
     checkpoint = load_checkpoint(run_dir, run_sha256) if workspace.resume else None
     start, metrics = 0, []
     if checkpoint is not None:
@@ -240,7 +245,8 @@ def _fit(
         adapted.load_trainable_state(checkpoint.trainable)
         checkpoint.restore(optimizer, scheduler, precision.scaler)
     workspace.checkpointed(start if checkpoint is not None else None)
-    step = TrainStep(processes.wrap(adapted.model), params, optimizer, scheduler, precision, processes, config.grad_accum, config.max_grad_norm)
+    step = TrainStep(processes.wrap(adapted.model), params, optimizer, scheduler, precision, processes, config.grad_accum,
+                     config.max_grad_norm, anchors, config.decay_to_init)
 
     def evaluate(at: int) -> float:
         with precision.autocast():

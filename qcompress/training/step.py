@@ -30,6 +30,9 @@ class TrainStep:
     processes: Processes
     grad_accum: int
     max_grad_norm: float
+    #: ``params``' initial values and the pull toward them per unit learning rate (``--decay-to-init``)
+    anchors: list[torch.Tensor] | None = None
+    decay_to_init: float = 0.0
 
     def backward(self, micro_batches: Callable[[int], torch.Tensor]) -> torch.Tensor:
         """Accumulate the gradients of the step's micro-batches; returns the mean loss (a tensor).
@@ -57,8 +60,20 @@ class TrainStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
         scaler.step(self.optimizer)
         scaler.update()
+        if self.anchors is not None:
+            self._pull_toward_init(self.optimizer.param_groups[0]["lr"] * self.decay_to_init)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    @torch.no_grad()
+    def _pull_toward_init(self, weight: float) -> None:
+        """p <- p + weight (p0 - p), decoupled from the gradient as AdamW's decay is, but toward the start.
+
+        Why toward the start and not toward zero: every method starts at dW = 0 (LoRA's B, a generator's
+        zero-init offset), so this pulls the update itself back to zero; decaying a generator's angles or
+        MLP toward zero would move dW anywhere. ``weight`` is a Python float: no host sync."""
+        for param, anchor in zip(self.params, self.anchors):
+            param.lerp_(anchor, weight)
 
 
 def to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
