@@ -58,6 +58,9 @@ VARIANTS: dict[str, list[str]] = {
     "qpa-dora": ["--method", "qpa-dora"],
     "qpa-ffa": ["--method", "qpa-ffa"],
 }
+# the same with the update pulled back toward dW = 0 (--decay-to-init 3: 1% per step at lr 3e-3), against
+# the out-of-domain damage fine-tuning does (issue 21); built from the base variants' flags, so a pair stays a pair
+VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name in ("lora-r2", "qpa-lora-36k-gelu", "classical-36k-gelu")}
 #: seconds per step of a 4 x 128-token fit of SmolLM2-135M relative to LoRA's (docs/BENCHMARKS.md), for the estimate
 RELATIVE_STEP_COST = {"qtha": 2.6, "qpa": 1.15, "classical": 1.1}
 #: LoRA's seconds per step at 4 x 128 tokens, when no finished fit tells better: 2 CPU cores, one GPU
