@@ -46,7 +46,8 @@ def time_generator(generator: Any, repeats: int) -> dict[str, Any]:
             with torch.no_grad():
                 generator()
         samples.append(time.perf_counter() - start)
-    return {"pass": "forward+backward" if trains else "forward", "median_ms": 1e3 * statistics.median(samples[1:])}
+    timed = [1e3 * sample for sample in samples[1:]]  # the warm-up call is not one of them
+    return {"pass": "forward+backward" if trains else "forward", "median_ms": statistics.median(timed), "samples_ms": timed}
 
 
 def summary(generator: Any) -> dict[str, Any]:
