@@ -9,11 +9,12 @@ from qcompress.errors import InputError
 from qcompress.training.device import resolve_device
 
 
-def test_cpu_is_always_there_and_auto_picks_an_available_device():
-    assert resolve_device("cpu") == torch.device("cpu")
-    chosen = resolve_device("auto")
-    assert chosen.type in {"cpu", "cuda", "mps"}
-    assert resolve_device(str(chosen)) == chosen  # what auto picks is a device that resolves on its own
+@pytest.mark.parametrize(("cuda", "mps", "expected"), [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")])
+def test_auto_prefers_cuda_then_mps_then_the_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device("cpu") == torch.device("cpu")  # always there
 
 
 @pytest.mark.parametrize(
