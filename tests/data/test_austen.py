@@ -4,15 +4,14 @@ package is slow), plus checks on the real cached novels that `make setup` prepar
 from __future__ import annotations
 
 import gzip
-import io
 import shutil
-import tarfile
 import zlib
 
 import numpy as np
 import pytest
 
 from corpus_helpers import novel, populate_austen, shared_windows
+from deb_helpers import deb
 from qcompress.data import austen, eval_tokens, load_corpus, load_texts, pack_blocks
 from qcompress.data.austen import AUSTEN_HELDOUT, AUSTEN_MANIFEST, AUSTEN_NOVELS
 from qcompress.errors import InputError
@@ -43,33 +42,13 @@ def _lazyload_db(objects: dict[str, np.ndarray]) -> tuple[bytes, bytes]:
     return rdb, gzip.compress(unparse_data(convert_python_to_r_data(rdx), file_type="rds"))
 
 
-def _deb(files: dict[str, bytes]) -> bytes:
-    """A minimal .deb: an ar archive with debian-binary, control.tar.xz and data.tar.xz."""
-    def tar_xz(entries: dict[str, bytes]) -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
-            for name, content in entries.items():
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                archive.addfile(info, io.BytesIO(content))
-        return buffer.getvalue()
-
-    members = {"debian-binary": b"2.0\n", "control.tar.xz": tar_xz({"./control": b"Package: x\n"}),
-               "data.tar.xz": tar_xz(files)}
-    out = b"!<arch>\n"
-    for name, content in members.items():
-        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(content):<10}`\n".encode()
-        out += header + content + (b"\n" if len(content) % 2 else b"")
-    return out
-
-
 def test_austen_is_read_from_the_packages_lazy_load_database():
     lines = {name: np.array([title, "", "Chapter 1", "", "", "It was a  ", "  fine day.", ""])
              for name, title in AUSTEN_NOVELS.items()}
     rdb, rdx = _lazyload_db({**lines, "unrelated": np.array(["x"])})
     prefix = "./usr/lib/R/site-library/janeaustenr/data/"
-    deb = _deb({prefix + "Rdata.rdb": rdb, prefix + "Rdata.rdx": rdx, "./usr/share/doc/readme": b"odd"})
-    novels = austen.austen_from_deb(deb)
+    package = deb({prefix + "Rdata.rdb": rdb, prefix + "Rdata.rdx": rdx, "./usr/share/doc/readme": b"odd"})
+    novels = austen.austen_from_deb(package)
     assert sorted(novels) == sorted(AUSTEN_NOVELS)
     assert novels["emma"] == "Emma\n\nChapter 1\n\nIt was a fine day.\n"
 

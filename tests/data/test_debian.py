@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import bz2
-import io
 import lzma
-import tarfile
 import zlib
 
 import pytest
@@ -13,30 +11,13 @@ import pytest
 from qcompress.data.debian import _decompress_blob, ar_members, read_from_data_tar
 from qcompress.errors import InputError
 
-
-def ar_archive(members: dict[str, bytes]) -> bytes:
-    """A Unix ar archive as dpkg writes it: 60-byte headers, members padded to an even length."""
-    out = bytearray(b"!<arch>\n")
-    for name, data in members.items():
-        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(data):<10}`\n"
-        out += header.encode("ascii") + data + (b"\n" if len(data) % 2 else b"")
-    return bytes(out)
-
-
-def data_tar(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
-        for path, data in files.items():
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+from deb_helpers import ar_archive, tar_xz
 
 
 def test_members_and_package_files_come_out_whole():
-    deb = ar_archive({"debian-binary": b"2.0\n", "control.tar.xz": b"odd", "data.tar.xz": data_tar({
+    package = ar_archive({"debian-binary": b"2.0\n", "control.tar.xz": b"odd", "data.tar.xz": tar_xz({
         "./usr/lib/R/site-library/pkg/data/Rdata.rdb": b"blobs", "./usr/lib/R/site-library/pkg/data/Rdata.rdx": b"index"})})
-    members = ar_members(deb)
+    members = ar_members(package)
     assert list(members) == ["debian-binary", "control.tar.xz", "data.tar.xz"] and members["control.tar.xz"] == b"odd"
     assert read_from_data_tar(members, ("pkg/data/Rdata.rdx", "pkg/data/Rdata.rdb")) == [b"index", b"blobs"]
     with pytest.raises(InputError, match="lacks pkg/data/other: its layout changed"):
@@ -46,12 +27,12 @@ def test_members_and_package_files_come_out_whole():
 
 
 def test_a_damaged_or_truncated_package_is_one_clear_error():
-    deb = ar_archive({"debian-binary": b"2.0\n", "data.tar.xz": b"0123456789"})
+    package = ar_archive({"debian-binary": b"2.0\n", "data.tar.xz": b"0123456789"})
     with pytest.raises(InputError, match="not a Debian package"):
         ar_members(b"<html>rate limited</html>")
     with pytest.raises(InputError, match="truncated .member 'data.tar.xz' runs past its end.: delete it and retry"):
-        ar_members(deb[:-4])
-    garbled = bytearray(deb)
+        ar_members(package[:-4])
+    garbled = bytearray(package)
     garbled[8 + 48 : 8 + 58] = b"\xff" * 10  # the first member's size field
     with pytest.raises(InputError, match="damaged .bad member header at byte 8."):
         ar_members(bytes(garbled))
