@@ -8,8 +8,16 @@ from typing import Any
 from common import markdown_table, new_figure, save_png
 
 #: plot families by variant-name prefix (first match wins), each with its own marker
+PULLED = "-pull"
 FAMILIES = {"lora-": "o", "vera": "v", "fourierft": "P", "vblora": "X", "ia3": "<", "tinylora": ">",
-            "qpa-lora-": "s", "classical-ablation-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h"}
+            "qpa-lora-": "s", "classical-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h", PULLED: "d"}
+
+
+def family(variant: str) -> str | None:
+    """The plot's family of a variant: its name's prefix, or the -pull variants (--decay-to-init) together."""
+    if variant.endswith(PULLED):
+        return PULLED
+    return next((prefix for prefix in FAMILIES if variant.startswith(prefix)), None)
 
 
 def _mean_std(pair: list[float] | None) -> str | None:
@@ -57,11 +65,11 @@ def plot(payload: dict[str, Any], steps: int, path: Path) -> None:
     rows = [r for r in payload["rows"] if r["steps"] == steps and "test" in r]
     for panel, (metric, title) in zip(axes, (("test", "in domain (test)"), ("ood", "out of domain"))):
         for prefix, marker in FAMILIES.items():
-            family = sorted((r for r in rows if r["variant"].startswith(prefix)), key=lambda r: r["trainable"])
-            if family:
-                panel.errorbar([max(r["trainable"], 1) for r in family], [r[metric][0] for r in family],
-                               yerr=[r[metric][1] for r in family], marker=marker, linestyle="-", capsize=3,
-                               label=prefix.rstrip("-"))
+            members = sorted((r for r in rows if family(r["variant"]) == prefix), key=lambda r: r["trainable"])
+            if members:
+                panel.errorbar([max(r["trainable"], 1) for r in members], [r[metric][0] for r in members],
+                               yerr=[r[metric][1] for r in members], marker=marker, linestyle="-", capsize=3,
+                               label="pulled toward dW = 0" if prefix == PULLED else prefix.strip("-"))
         panel.axhline(payload["base"][metric], color="grey", linestyle="--", label="base model")
         panel.set_xscale("log")
         panel.set_xlabel("trainable parameters")
