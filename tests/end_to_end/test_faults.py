@@ -8,7 +8,6 @@ leftovers, and every file that existed before byte-identical afterwards.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -46,11 +45,8 @@ class CliProcess:
     def __init__(self, folder: Path, *args: object) -> None:
         self.log = folder / f"stderr-{time.monotonic_ns()}.txt"
         with open(self.log, "w") as stderr:
-            # the child runs at the lowest priority: on a loaded machine (2 cores, two test workers and
-            # more) a starved parent saw the child finish all 400 steps between the condition and the
-            # signal (exit 0 instead of 130); at nice 19 the waiting parent is scheduled first
             self.process = subprocess.Popen([sys.executable, "-m", "qcompress.cli", *map(str, args)],
-                                            stdout=subprocess.DEVNULL, stderr=stderr, preexec_fn=lambda: os.nice(19))
+                                            stdout=subprocess.DEVNULL, stderr=stderr)
 
     def when(self, ready: Callable[[], bool], timeout: float = 180.0) -> CliProcess:
         deadline = time.monotonic() + timeout
