@@ -16,10 +16,13 @@ The map is ``softmax(R @ weights)`` with R a fixed Gaussian (2^N, N*L) matrix:
   variance ln 2, so the initial probabilities have coefficient of variation 1, the same relative
   spread as the Porter-Thomas distribution of a random circuit's probabilities.
 
-R depends only on the shape (2^N, N*L) and a fixed seed, so runs are deterministic and a
+R depends only on the shape (2^N, N*L), the basis the ansatz is read in and a fixed seed per basis,
+so runs are deterministic and a
 collapsed or reloaded run rebuilds the same map. It costs 2^N * N * L numbers of memory (34 MB at
 N = 16, L = 8), which is fine for the N a QPA adapter uses. The map has no data inputs, so an
-ansatz with data symbols (e.g. QTHA's per-token circuit) is refused.
+ansatz with data symbols (e.g. QTHA's per-token circuit) is refused. A generator that reads its
+circuit in two bases gets two different maps (seeds 0 and 1), so its ablation has two independent
+classical feature vectors where the circuit has two read-outs, not one vector twice.
 """
 
 from __future__ import annotations
@@ -33,14 +36,14 @@ from qcompress.backends.base import Backend, CompiledCircuit
 from qcompress.circuits.base import Ansatz
 from qcompress.errors import CapabilityError, InputError
 
-PROJECTION_SEED = 0
+PROJECTION_SEEDS = {"z": 0, "x": 1}  # per measurement basis of the ansatz stood in for
 INITIAL_LOGIT_VARIANCE = math.log(2.0)  # lognormal with CV 1, like Porter-Thomas
 INITIAL_WEIGHT_VARIANCE = math.pi**2 / 3.0  # of init_weights' uniform [-pi, pi] angles
 
 
-def projection(n_outputs: int, n_weights: int, dtype: torch.dtype) -> torch.Tensor:
+def projection(n_outputs: int, n_weights: int, dtype: torch.dtype, seed: int = PROJECTION_SEEDS["z"]) -> torch.Tensor:
     """The fixed (n_outputs, n_weights) Gaussian map, scaled so initial logits have variance ln 2."""
-    generator = torch.Generator().manual_seed(PROJECTION_SEED)
+    generator = torch.Generator().manual_seed(seed)
     scale = math.sqrt(INITIAL_LOGIT_VARIANCE / (n_weights * INITIAL_WEIGHT_VARIANCE))
     return (torch.randn(n_outputs, n_weights, generator=generator, dtype=torch.float64) * scale).to(dtype)
 
@@ -59,7 +62,7 @@ class ClassicalCircuit(CompiledCircuit):
         super().__init__()
         self.n_qubits = ansatz.n_qubits
         self.n_weights = len(ansatz.weight_symbols)
-        self.register_buffer("matrix", projection(2**self.n_qubits, self.n_weights, dtype), persistent=False)
+        self.register_buffer("matrix", projection(2**self.n_qubits, self.n_weights, dtype, PROJECTION_SEEDS[ansatz.basis]), persistent=False)
 
     def probabilities(self, weights: torch.Tensor, data: torch.Tensor | None = None) -> torch.Tensor:
         if data is not None:

@@ -74,7 +74,9 @@ class GroupEvaluator(torch.nn.Module):
         if self.real:
             trig = torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
             return self.constant + torch.einsum("...k,kij->...ij", trig, self.real_basis)
-        factors = torch.polar(torch.ones_like(angles), angles)
+        # .to(): Module.double() casts the real buffers above but not the complex ones; the circuit
+        # keeps the precision it was compiled in, as its callers cast their results to it anyway
+        factors = torch.polar(torch.ones_like(angles), angles).to(self.proj.dtype)
         return self.constant + torch.einsum("...k,kij->...ij", factors, self.proj)
 
 

@@ -156,10 +156,11 @@ class SamplerBackend(Backend):
 
 
 def measure_generators(model: torch.nn.Module, backend: SamplerBackend) -> int:
-    """Make every circuit generator in ``model`` read its probabilities through ``backend``; returns how many.
+    """Make every circuit read-out in ``model`` measure its probabilities through ``backend``; returns how many.
 
-    A generator is any submodule holding an ``ansatz`` and a compiled ``circuit`` (QPA's generators
-    do); swapping the circuit keeps the trained angles and mapping network untouched.
+    A read-out is any submodule holding an ``ansatz`` and a compiled ``circuit`` (each basis a QPA
+    generator reads its circuit in is one); swapping the circuit keeps the trained angles and
+    mapping network untouched.
     """
     found = 0
     for module in model.modules():

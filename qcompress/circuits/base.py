@@ -8,11 +8,13 @@ fixed once, here, rather than re-derived (and possibly re-ordered) by every cons
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cirq
 import sympy
 import torch
+
+from qcompress.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Ansatz:
     qubits: tuple[cirq.LineQubit, ...]
     weight_symbols: tuple[sympy.Symbol, ...]
     data_symbols: tuple[sympy.Symbol, ...] = ()
+    #: the basis its probabilities are read in: "z" (computational) or "x" (a Hadamard on every qubit first)
+    basis: str = "z"
 
     @property
     def n_qubits(self) -> int:
@@ -35,3 +39,20 @@ def init_weights(ansatz: Ansatz, seed: int, dtype: torch.dtype = torch.float32) 
     generator = torch.Generator().manual_seed(seed)
     uniform = torch.rand(len(ansatz.weight_symbols), generator=generator, dtype=torch.float64)
     return ((2.0 * uniform - 1.0) * math.pi).to(dtype)
+
+
+MEASUREMENT_BASES = ("z", "x")
+
+
+def measured_in(ansatz: Ansatz, basis: str) -> Ansatz:
+    """The same state read in ``basis``: for "x" a Hadamard on every qubit is appended, so the basis
+    probabilities of the result are the state's X-basis probabilities, which depend on the relative
+    signs and phases of the amplitudes that Z-basis probabilities discard."""
+    if basis not in MEASUREMENT_BASES:
+        raise InputError(f"unknown measurement basis {basis!r}; choose one of {'|'.join(MEASUREMENT_BASES)}")
+    if basis == ansatz.basis:
+        return ansatz
+    if ansatz.basis != "z":
+        raise InputError(f"ansatz {ansatz.name!r} is already read in the {ansatz.basis} basis; build it again to change")
+    circuit = ansatz.circuit + cirq.Circuit(cirq.H.on_each(*ansatz.qubits))
+    return replace(ansatz, circuit=circuit, basis=basis)

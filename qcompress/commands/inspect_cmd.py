@@ -67,6 +67,7 @@ def summary(generator: Any) -> dict[str, Any]:
         "compression_ratio": generator.n_weights / trainable,
         "backend": generator.config.backend,
         "ansatz": generator.config.ansatz,
+        "readout": generator.config.readout,
     }
 
 
@@ -83,7 +84,7 @@ def print_summary(info: dict[str, Any]) -> None:
             f"{info['trainable_parameters']:,} (circuit {info['circuit_parameters']:,} + MLP {info['mlp_parameters']:,})",
         ),
         ("compression ratio", f"{info['compression_ratio']:.3g}x (generated / trainable)"),
-        ("backend / ansatz", f"{info['backend']} / {info['ansatz']}"),
+        ("backend / ansatz / read in", f"{info['backend']} / {info['ansatz']} / {info['readout']}"),
     ]
     if "timing" in info:
         timing = info["timing"]
@@ -124,7 +125,8 @@ def register(app: typer.Typer) -> None:
         hidden: Optional[str] = typer.Option(None, "--hidden", help="Mapping-MLP hidden widths, comma-separated ('none' for a single linear map). Default: as for fit."),
         activation: Optional[str] = typer.Option(None, "--activation", help="Activation between MLP layers: none, relu, gelu, tanh, silu, sigmoid, leaky_relu. Default: as for fit."),
         backend: Optional[str] = typer.Option(None, "--backend", help="Simulator: quimb (exact, differentiable) or cirq (forward-only reference). Default: as for fit."),
-        ansatz: Optional[str] = typer.Option(None, "--ansatz", help="Registered circuit ansatz name. Default: as for fit."),
+        ansatz: Optional[str] = typer.Option(None, "--ansatz", help="Registered circuit ansatz: qpa (RY + CNOT, the paper's), ry-rz, or a plugin's. Default: as for fit."),
+        readout: Optional[str] = typer.Option(None, "--readout", help="Bases the circuit is read in, '+'-joined: z (the paper's) or z+x (two probabilities per chunk). Default: as for fit."),
         seed: Optional[int] = typer.Option(None, "--seed", min=0, max=MAX_SEED, help="Seed for circuit angles and MLP initialisation (default 0)."),
         diagram: bool = typer.Option(False, "--diagram", help="Also print the circuit as a Cirq text diagram."),
         timing: bool = typer.Option(False, "--time", help="Also time one generator pass (median of 5; forward+backward when trainable)."),
@@ -163,7 +165,7 @@ def register(app: typer.Typer) -> None:
         from qcompress.generators.qpa import QPAGenerator, QPAGeneratorConfig
 
         given = {"n_mlp": n_mlp, "depth": depth, "hidden": None if hidden is None else parse_widths(hidden),
-                 "activation": activation, "backend": backend, "ansatz": ansatz, "seed": seed}
+                 "activation": activation, "backend": backend, "ansatz": ansatz, "readout": readout, "seed": seed}
         # what is not given takes the generator config's own defaults, the ones fit uses
         config = validated(QPAGeneratorConfig, {key: value for key, value in given.items() if value is not None}, "generator options")
         generator = QPAGenerator(weights, config)

@@ -3,6 +3,10 @@
 With N qubits the circuit has 2^N basis states; each kept state k contributes one chunk of
 ``n_mlp`` weights, produced by a small shared "mapping" MLP from k's bit-string and its processed
 probability. So N*L circuit angles plus one small MLP stand in for ``n_weights`` adapter weights.
+
+``readout`` may read the same state in more than one basis (``z+x``): each chunk then gets one
+processed probability per basis, so the MLP sees circuit features that the Z-basis probabilities
+alone discard (the amplitudes' relative signs and phases), at the cost of one more simulation.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ from pydantic import Field, field_validator
 
 from qcompress.backends import get_backend
 from qcompress.backends.base import basis_bits
-from qcompress.circuits import build_ansatz, init_weights
+from qcompress.backends.base import Backend
+from qcompress.circuits import Ansatz, build_ansatz, init_weights
+from qcompress.circuits.base import MEASUREMENT_BASES, measured_in
 from qcompress.config import MAX_SEED, StrictModel
 from qcompress.errors import InputError
 
@@ -49,6 +55,7 @@ class QPAGeneratorConfig(StrictModel):
     alpha: float = Field(0.15, gt=0, allow_inf_nan=False)
     backend: str = "quimb"
     ansatz: str = "qpa"
+    readout: str = Field("z", description="bases the circuit is read in, '+'-joined: z (the paper), z+x (two features per chunk)")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("activation")
@@ -57,6 +64,18 @@ class QPAGeneratorConfig(StrictModel):
         if value not in ACTIVATIONS:
             raise ValueError(f"unknown activation {value!r}; choose one of {'|'.join(ACTIVATIONS)}")
         return value
+
+    @field_validator("readout")
+    @classmethod
+    def _known_bases(cls, value: str) -> str:
+        bases = value.split("+")
+        if any(b not in MEASUREMENT_BASES for b in bases) or len(set(bases)) != len(bases):
+            raise ValueError(f"readout {value!r} must join distinct bases of {'|'.join(MEASUREMENT_BASES)} with '+', e.g. z+x")
+        return value
+
+    @property
+    def bases(self) -> list[str]:
+        return self.readout.split("+")
 
 
 def qubits_for(n_weights: int, n_mlp: int) -> tuple[int, int]:
@@ -92,6 +111,16 @@ def mapping_mlp(widths: list[int], activation: str, generator: torch.Generator) 
     return torch.nn.Sequential(*layers)
 
 
+class Readout(torch.nn.Module):
+    """The circuit read in one basis: its ansatz and compiled circuit, a module of its own so that
+    :func:`~qcompress.backends.sampled.measure_generators` can swap each read-out for a sampler."""
+
+    def __init__(self, ansatz: Ansatz, backend: Backend) -> None:
+        super().__init__()
+        self.ansatz = ansatz
+        self.circuit = backend.compile(ansatz)
+
+
 class QPAGenerator(torch.nn.Module):
     """Circuit angles + mapping MLP -> ``n_weights`` generated weights (flat, mean-centred)."""
 
@@ -104,10 +133,10 @@ class QPAGenerator(torch.nn.Module):
         self.n_chunks, self.n_qubits = qubits_for(n_weights, config.n_mlp)
         self.ansatz = build_ansatz(config.ansatz, n_qubits=self.n_qubits, depth=config.depth)
         self.backend = get_backend(config.backend)
-        self.circuit = self.backend.compile(self.ansatz)
+        self.readouts = torch.nn.ModuleList(Readout(measured_in(self.ansatz, b), self.backend) for b in config.bases)
         self.angles = torch.nn.Parameter(init_weights(self.ansatz, config.seed))
         generator = torch.Generator().manual_seed(config.seed)
-        widths = [self.n_qubits + 1, *config.hidden, config.n_mlp]
+        widths = [self.n_qubits + len(self.readouts), *config.hidden, config.n_mlp]
         self.mlp = mapping_mlp(widths, config.activation, generator)
         signs = 2.0 * basis_bits(self.n_qubits)[: self.n_chunks].to(torch.float32) - 1.0
         self.register_buffer("basis_signs", signs, persistent=False)
@@ -117,8 +146,8 @@ class QPAGenerator(torch.nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
     def probabilities(self) -> torch.Tensor:
-        """Raw (2^N,) basis probabilities of the circuit at the current angles."""
-        return self.circuit.probabilities(self.angles)
+        """Raw (bases, 2^N) basis probabilities of the circuit at the current angles, one row per read-out."""
+        return torch.stack([readout.circuit.probabilities(self.angles) for readout in self.readouts])
 
     def forward(self) -> torch.Tensor:
         cfg = self.config
@@ -127,8 +156,8 @@ class QPAGenerator(torch.nn.Module):
         # x**alpha (alpha < 1) has an infinite slope at 0; an exactly-zero probability would turn
         # every gradient into NaN, so the base is kept at least at the dtype's smallest normal number
         scaled = squashed.clamp_min(torch.finfo(squashed.dtype).tiny) ** cfg.alpha
-        scaled = (scaled - scaled.mean())[: self.n_chunks]
-        features = torch.cat([self.basis_signs, scaled.unsqueeze(1)], dim=1)
+        scaled = (scaled - scaled.mean(dim=1, keepdim=True))[:, : self.n_chunks]
+        features = torch.cat([self.basis_signs, scaled.T], dim=1)
         weights = self.mlp(features).reshape(-1)[: self.n_weights]
         return weights - weights.mean()
 

@@ -42,6 +42,27 @@ def encoding_ansatz(n_qubits: int, complex_gates: bool) -> Ansatz:
     return Ansatz("encoding", circuit, qubits, weights, xs)
 
 
+@pytest.mark.parametrize("strategy", ["network", "statevector"])
+@pytest.mark.parametrize("name,basis", [("ry-rz", "z"), ("ry-rz", "x"), ("qpa", "x")])
+@pytest.mark.parametrize("n_qubits", [1, 3, 6])
+def test_generator_variants_match_cirq(name, basis, n_qubits, strategy):
+    """Issue 21's complex ansatz and second read-out basis: probabilities and gradients against cirq.Simulator."""
+    from qcompress.circuits.base import measured_in
+
+    ansatz = measured_in(build_ansatz(name, n_qubits=n_qubits, depth=3), basis)
+    weights = init_weights(ansatz, seed=n_qubits).double().requires_grad_()
+    probs = QuimbBackend(strategy=strategy).compile(ansatz, dtype=torch.float64).probabilities(weights)
+    np.testing.assert_allclose(probs.detach().numpy(), cirq_probabilities(ansatz, weights.detach()), atol=1e-12)
+    probe = torch.linspace(-1, 1, 2**n_qubits, dtype=torch.float64)
+    (gradient,) = torch.autograd.grad(probs @ probe, weights)
+    for i in (0, len(weights) - 1):  # every gate is RY or RZ: the parameter-shift rule is exact
+        shifted = [weights.detach().clone() for _ in range(2)]
+        shifted[0][i] += np.pi / 2
+        shifted[1][i] -= np.pi / 2
+        plus, minus = (cirq_probabilities(ansatz, w) @ probe.numpy() for w in shifted)
+        assert gradient[i].item() == pytest.approx((plus - minus) / 2, abs=1e-10)
+
+
 def network_backend(**options) -> QuimbBackend:
     """The tensor-network strategy whatever the width: the tests of trees, plans and folding need it."""
     return QuimbBackend(strategy="network", **options)

@@ -130,8 +130,8 @@ def test_a_state_dict_saved_with_either_strategy_loads_into_the_other():
     config = QPAGeneratorConfig(n_mlp=8, depth=2, hidden=(4,), seed=3)
     statevector = QPAGenerator(100, config)  # 13 chunks, 4 qubits: the default backend picks the state vector
     network = QPAGenerator(100, config)
-    network.circuit = QuimbBackend(strategy="network").compile(network.ansatz)
-    assert isinstance(statevector.circuit, StateVectorCircuit)
+    network.readouts[0].circuit = QuimbBackend(strategy="network").compile(network.ansatz)
+    assert isinstance(statevector.readouts[0].circuit, StateVectorCircuit)
     assert sorted(statevector.state_dict()) == sorted(network.state_dict()) == [
         "angles", "mlp.0.bias", "mlp.0.weight", "mlp.1.bias", "mlp.1.weight"]
     statevector.load_state_dict(network.state_dict(), strict=True)

@@ -68,3 +68,15 @@ def test_fit_qpa_lora_with_classical_backend_has_the_same_parameter_count(run_cl
         evaluated = run_cli("eval", out, "--json", "--seq-len", "64", "--stride", "32", "--max-tokens", "256")
         assert evaluated.exit_code == 0, evaluated.stderr
     assert counts["classical"] == counts["quimb"] > 0
+
+
+def test_each_read_out_basis_gets_its_own_map():
+    """An ablation of a generator read in Z and X needs two independent classical features, not one twice."""
+    from qcompress.circuits.base import measured_in
+
+    ansatz = build_ansatz("qpa", n_qubits=4, depth=2)
+    weights = init_weights(ansatz, seed=0)
+    in_z = get_backend("classical").compile(ansatz).probabilities(weights)
+    in_x = get_backend("classical").compile(measured_in(ansatz, "x")).probabilities(weights)
+    assert (in_z - in_x).abs().max() > 1e-3
+    torch.testing.assert_close(in_x, get_backend("classical").compile(measured_in(ansatz, "x")).probabilities(weights), rtol=0, atol=0)

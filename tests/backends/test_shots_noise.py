@@ -50,6 +50,19 @@ def test_sampling_is_seeded_and_each_circuit_gets_its_own_stream():
     assert not torch.equal(a, b)
 
 
+def test_every_read_out_of_a_generator_is_measured():
+    """A generator read in Z and X has two circuits: --shots must sample both, each from its own state."""
+    from qcompress.backends.sampled import SampledCircuit, measure_generators
+    from qcompress.generators import QPAGenerator, QPAGeneratorConfig
+
+    generator = QPAGenerator(300, QPAGeneratorConfig(n_mlp=16, depth=2, hidden=(8,), readout="z+x"))
+    exact = generator.probabilities().detach()
+    assert measure_generators(generator, SamplerBackend(shots=200_000, seed=3)) == 2
+    measured = generator.probabilities()
+    assert all(isinstance(r.circuit, SampledCircuit) for r in generator.readouts)
+    assert not torch.equal(measured, exact) and (measured - exact).abs().max() < 0.01
+
+
 def test_noiseless_density_matrix_matches_the_statevector_and_noise_pulls_towards_uniform():
     ansatz, weights, exact = _circuit()
     noiseless = SamplerBackend(depolarizing=0.0).compile(ansatz, torch.float64).probabilities(weights)

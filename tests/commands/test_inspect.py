@@ -38,6 +38,16 @@ def test_inspect_json_diagram_and_timing(run_cli, restore_torch_threads):
     assert "Ry(theta_1_2)" in info["diagram"]
 
 
+def test_inspect_counts_issue_21s_richest_generator(run_cli):
+    """RY-RZ at L = 64 read in Z and X on SmolLM2's LoRA r=8 shapes: the sweep's qpa-lora-36k-rich, 35,998 numbers."""
+    result = run_cli("inspect", "--weights", "460800", "--n-mlp", "512", "--hidden", "32,62", "--activation", "gelu",
+                     "--depth", "64", "--ansatz", "ry-rz", "--readout", "z+x", "--json")
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert (info["circuit_parameters"], info["trainable_parameters"], info["readout"]) == (2 * 10 * 64, 35_998, "z+x")
+    assert info["mlp_parameters"] == (12 * 32 + 32) + (32 * 62 + 62) + (62 * 512 + 512)
+
+
 def test_inspect_cirq_backend_times_forward_only(run_cli):
     result = run_cli("inspect", "--weights", "64", "--n-mlp", "16", "--depth", "1", "--backend", "cirq", "--time")
     assert result.exit_code == 0, result.stderr
@@ -51,6 +61,7 @@ def test_inspect_bad_inputs_are_one_line_errors(run_cli):
         (("--weights", "10", "--hidden", "3,x"), "--hidden must be comma-separated integers"),
         (("--weights", "10", "--activation", "foo"), "unknown activation 'foo'"),
         (("--weights", "10", "--backend", "nope"), "unknown backend 'nope'"),
+        (("--weights", "10", "--readout", "z+y"), "readout 'z+y' must join distinct bases"),
     ]:
         result = run_cli("inspect", *args)
         assert result.exit_code == 2, args

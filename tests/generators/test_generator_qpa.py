@@ -40,7 +40,7 @@ def test_output_shape_and_mean_centred():
     weights = generator()
     assert weights.shape == (300,) and torch.isfinite(weights).all()
     assert abs(weights.mean().item()) < 1e-6 and weights.std().item() > 0
-    assert generator.probabilities().shape == (2**generator.n_qubits,)
+    assert generator.probabilities().shape == (1, 2**generator.n_qubits)
 
 
 def test_chunk_inputs_are_each_basis_states_own_bits():
@@ -103,3 +103,37 @@ def test_zero_probabilities_keep_gradients_finite():
     generator().square().sum().backward()
     assert torch.isfinite(generator.angles.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in generator.mlp.parameters())
+
+
+def test_two_read_outs_feed_the_mlp_each_basis_probabilities():
+    """readout z+x: one more MLP input (hidden[0] more weights), fed by the X-basis probabilities of the same state."""
+    import cirq
+    import numpy as np
+
+    one = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    two = QPAGenerator(300, QPAGeneratorConfig(**SMALL, readout="z+x"))
+    assert two.trainable_parameters() == one.trainable_parameters() + SMALL["hidden"][0]
+    assert torch.equal(one.angles, two.angles) and not torch.equal(one(), two())
+    values = dict(zip(two.ansatz.weight_symbols, two.angles.tolist()))
+    state = cirq.final_state_vector(cirq.resolve_parameters(two.ansatz.circuit, values), qubit_order=two.ansatz.qubits)
+    hadamards = np.array([[1, 1], [1, -1]]) / np.sqrt(2)
+    for _ in range(two.n_qubits - 1):
+        hadamards = np.kron(hadamards, np.array([[1, 1], [1, -1]]) / np.sqrt(2))
+    expected = np.stack([np.abs(state) ** 2, np.abs(hadamards @ state) ** 2])
+    np.testing.assert_allclose(two.probabilities().detach().numpy(), expected, atol=1e-6)
+
+
+def test_ry_rz_generator_trains_twice_the_angles():
+    qpa = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    ry_rz = QPAGenerator(300, QPAGeneratorConfig(**SMALL, ansatz="ry-rz"))
+    assert ry_rz.angles.numel() == 2 * qpa.angles.numel()
+    assert ry_rz.trainable_parameters() == qpa.trainable_parameters() + qpa.angles.numel()
+    ry_rz().square().sum().backward()
+    assert ry_rz.angles.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("readout", ["y", "z+z", "", "x+z+y"])
+def test_bad_readout_is_one_line(readout):
+    with pytest.raises(InputError, match="readout") as caught:
+        validated(QPAGeneratorConfig, {"readout": readout}, "generator")
+    assert "\n" not in str(caught.value)

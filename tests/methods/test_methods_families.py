@@ -20,7 +20,7 @@ from qcompress.methods import get_method
 from qcompress.models import load_model
 from qcompress.training.run_dir import load_run
 
-METHODS = ["qpa-lora", "qpa-lora-layer-scope", "dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa",
+METHODS = ["qpa-lora", "qpa-lora-layer-scope", "qpa-lora-ryrz-zx", "qpa-lora-ryrz-zx-classical", "dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa",
            "prefix", "qpa-prefix"]
 
 
@@ -30,7 +30,13 @@ def _variant(name: str) -> tuple[str, dict]:
         return "qpa-dora", {"adapter.dora_magnitude": "trained"}
     if name == "qpa-lora-layer-scope":  # one generator per adapted layer instead of one shared
         return "qpa-lora", {"adapter.generator_scope": "layer"}
+    if name.startswith("qpa-lora-ryrz-zx"):  # issue 21's generator variants: complex ansatz, two read-outs, GELU
+        backend = "classical" if name.endswith("classical") else "quimb"
+        return "qpa-lora", {**RYRZ_ZX, "qpa.backend": backend}
     return name, {}
+
+
+RYRZ_ZX = {"qpa.ansatz": "ry-rz", "qpa.readout": "z+x", "qpa.activation": "gelu"}
 
 
 def _logits(model, ids):
@@ -132,3 +138,18 @@ def test_fit_export_parity(run_cli, tiny_model_dir, corpus_dir, tmp_path, method
         with torch.no_grad():
             expected = trained(input_ids=torch.tensor(PROMPT)).logits[0]
         torch.testing.assert_close(reloaded, expected, atol=1e-5, rtol=0)
+
+
+def test_generator_variant_fits_and_exports_with_parity(run_cli, tiny_llama_dir, corpus_dir, tmp_path):
+    """Issue 21's richest generator (RY-RZ ansatz read in Z and X, GELU MLP) deploys like the paper's."""
+    config = tmp_path / "variant.yaml"
+    config.write_text("qpa: {ansatz: ry-rz, readout: z+x, activation: gelu}\n")
+    run, artifact = tmp_path / "run", tmp_path / "artifact"
+    flags = [*tiny_cli_flags(tiny_llama_dir, corpus_dir), "--steps", "2", "--lr", "1e-2", "--config", config]
+    fitted = run_cli("fit", *flags, "--method", "qpa-lora", "--out", run)
+    assert fitted.exit_code == 0, fitted.stderr
+    assert load_run(run).config.qpa.readout == "z+x"
+    exported = run_cli("export", run, "--out", artifact)
+    assert exported.exit_code == 0, exported.stderr
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    assert max(manifest["formats"]["onnx"]["parity"]["max_abs_diff"].values()) <= 1e-4
