@@ -7,11 +7,15 @@ probability. So N*L circuit angles plus one small MLP stand in for ``n_weights``
 ``readout`` may read the same state in more than one basis (``z+x``): each chunk then gets one
 processed probability per basis, so the MLP sees circuit features that the Z-basis probabilities
 alone discard (the amplitudes' relative signs and phases), at the cost of one more simulation.
+``condition: layer`` adds where a chunk sits as an input: the index of the adapted layer its first
+weight belongs to, scaled to [-1, 1], so one shared generator can make different layers differ by
+more than what the bit-strings of their chunks happen to encode.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Annotated
 
 import torch
@@ -25,6 +29,7 @@ from qcompress.circuits.base import MEASUREMENT_BASES, measured_in
 from qcompress.config import MAX_SEED, StrictModel
 from qcompress.errors import InputError
 
+CONDITIONS = ("none", "layer")
 ACTIVATIONS: dict[str, type[torch.nn.Module] | None] = {
     "none": None,
     "relu": torch.nn.ReLU,
@@ -56,6 +61,7 @@ class QPAGeneratorConfig(StrictModel):
     backend: str = "quimb"
     ansatz: str = "qpa"
     readout: str = Field("z", description="bases the circuit is read in, '+'-joined: z (the paper), z+x (two features per chunk)")
+    condition: str = Field("none", description="extra MLP input per chunk: none (the paper) or layer (its adapted layer's position)")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
     @field_validator("activation")
@@ -63,6 +69,13 @@ class QPAGeneratorConfig(StrictModel):
     def _known_activation(cls, value: str) -> str:
         if value not in ACTIVATIONS:
             raise ValueError(f"unknown activation {value!r}; choose one of {'|'.join(ACTIVATIONS)}")
+        return value
+
+    @field_validator("condition")
+    @classmethod
+    def _known_condition(cls, value: str) -> str:
+        if value not in CONDITIONS:
+            raise ValueError(f"unknown condition {value!r}; choose one of {'|'.join(CONDITIONS)}")
         return value
 
     @field_validator("readout")
@@ -121,10 +134,20 @@ class Readout(torch.nn.Module):
         self.circuit = backend.compile(ansatz)
 
 
-class QPAGenerator(torch.nn.Module):
-    """Circuit angles + mapping MLP -> ``n_weights`` generated weights (flat, mean-centred)."""
+def chunk_layer_positions(layer_sizes: Sequence[int], n_chunks: int, n_mlp: int) -> torch.Tensor:
+    """(n_chunks, 1): the index of the layer holding each chunk's first weight, scaled to [-1, 1] (0 for one layer)."""
+    ends = torch.tensor(list(layer_sizes)).cumsum(0)
+    layer = torch.searchsorted(ends, torch.arange(n_chunks) * n_mlp, right=True)
+    scale = 2.0 / (len(layer_sizes) - 1) if len(layer_sizes) > 1 else 0.0
+    return (layer.to(torch.float32) * scale - (1.0 if scale else 0.0)).unsqueeze(1)
 
-    def __init__(self, n_weights: int, config: QPAGeneratorConfig) -> None:
+
+class QPAGenerator(torch.nn.Module):
+    """Circuit angles + mapping MLP -> ``n_weights`` generated weights (flat, mean-centred).
+
+    ``layer_sizes``: the weights of each adapted layer, in output order, for ``condition: layer``."""
+
+    def __init__(self, n_weights: int, config: QPAGeneratorConfig, layer_sizes: Sequence[int] = ()) -> None:
         super().__init__()
         if config.depth < 1:
             raise InputError(f"depth must be >= 1, got {config.depth}")
@@ -136,10 +159,18 @@ class QPAGenerator(torch.nn.Module):
         self.readouts = torch.nn.ModuleList(Readout(measured_in(self.ansatz, b), self.backend) for b in config.bases)
         self.angles = torch.nn.Parameter(init_weights(self.ansatz, config.seed))
         generator = torch.Generator().manual_seed(config.seed)
-        widths = [self.n_qubits + len(self.readouts), *config.hidden, config.n_mlp]
-        self.mlp = mapping_mlp(widths, config.activation, generator)
         signs = 2.0 * basis_bits(self.n_qubits)[: self.n_chunks].to(torch.float32) - 1.0
-        self.register_buffer("basis_signs", signs, persistent=False)
+        if config.condition == "layer":
+            if sum(layer_sizes) != n_weights:
+                raise InputError(
+                    f"condition 'layer' needs the sizes of the adapted layers ({sum(layer_sizes)} weights given for "
+                    f"{n_weights}): use it through a method (fit, inspect --method), or condition: none"
+                )
+            signs = torch.cat([signs, chunk_layer_positions(layer_sizes, self.n_chunks, config.n_mlp)], dim=1)
+        # every input of a chunk that does not come from the circuit: its bit-string, then (optionally) its layer
+        self.register_buffer("chunk_inputs", signs, persistent=False)
+        widths = [signs.shape[1] + len(self.readouts), *config.hidden, config.n_mlp]
+        self.mlp = mapping_mlp(widths, config.activation, generator)
 
     def trainable_parameters(self) -> int:
         """Exact count of trained numbers: N*L angles plus every MLP weight and bias."""
@@ -157,7 +188,7 @@ class QPAGenerator(torch.nn.Module):
         # every gradient into NaN, so the base is kept at least at the dtype's smallest normal number
         scaled = squashed.clamp_min(torch.finfo(squashed.dtype).tiny) ** cfg.alpha
         scaled = (scaled - scaled.mean(dim=1, keepdim=True))[:, : self.n_chunks]
-        features = torch.cat([self.basis_signs, scaled.T], dim=1)
+        features = torch.cat([self.chunk_inputs, scaled.T], dim=1)
         weights = self.mlp(features).reshape(-1)[: self.n_weights]
         return weights - weights.mean()
 

@@ -23,12 +23,14 @@ class QpaLoraAdapted(AdaptedModel):
     def __init__(self, peft_model: PeftModel, config: RunConfig):
         self.model = peft_model
         groups = [self.layer_slots(name, layer, config) for name, layer in self.adapter_layers(peft_model)]
+        layer_sizes = [[sum(slot.numel for slot in group)] for group in groups]  # per generator, its layers' weights
         if config.adapter.generator_scope == "shared":
             groups = [[slot for group in groups for slot in group]]
+            layer_sizes = [[size for sizes in layer_sizes for size in sizes]]
         qpa = config.qpa
 
         def make_generator(n_weights: int, index: int) -> QPAGenerator:
-            return QPAGenerator(n_weights, qpa.model_copy(update={"seed": qpa.seed + index}))
+            return QPAGenerator(n_weights, qpa.model_copy(update={"seed": qpa.seed + index}), layer_sizes[index])
 
         self.generated = GeneratedTensors(groups, make_generator)
         self.generated.hook_into(peft_model)

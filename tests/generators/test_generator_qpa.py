@@ -47,7 +47,7 @@ def test_chunk_inputs_are_each_basis_states_own_bits():
     generator = QPAGenerator(5 * 16, QPAGeneratorConfig(**SMALL))
     assert generator.n_qubits == 3
     expected = torch.tensor([[-1, -1, -1], [-1, -1, 1], [-1, 1, -1], [-1, 1, 1], [1, -1, -1]], dtype=torch.float32)
-    assert torch.equal(generator.basis_signs, expected)
+    assert torch.equal(generator.chunk_inputs, expected)
 
 
 def test_gradients_reach_angles_and_every_mlp_layer():
@@ -137,3 +137,18 @@ def test_bad_readout_is_one_line(readout):
     with pytest.raises(InputError, match="readout") as caught:
         validated(QPAGeneratorConfig, {"readout": readout}, "generator")
     assert "\n" not in str(caught.value)
+
+
+def test_layer_conditioning_gives_each_chunk_its_layers_position():
+    from qcompress.generators.qpa import chunk_layer_positions
+
+    # chunks of 10 starting at 0, 10, 20, 30: the third starts in layer 0 (which ends at 25), the fourth in layer 1
+    assert chunk_layer_positions([25, 10, 25], 4, 10).flatten().tolist() == [-1.0, -1.0, -1.0, 0.0]
+    assert chunk_layer_positions([40], 4, 10).flatten().tolist() == [0.0] * 4  # one layer: no information, 0
+    plain = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
+    conditioned = QPAGenerator(300, QPAGeneratorConfig(**SMALL, condition="layer"), [100, 100, 100])
+    assert conditioned.trainable_parameters() == plain.trainable_parameters() + SMALL["hidden"][0]
+    assert torch.equal(conditioned.chunk_inputs[:, :-1], plain.chunk_inputs)
+    assert conditioned.chunk_inputs[:, -1].unique().tolist() == [-1.0, 0.0, 1.0]
+    with pytest.raises(InputError, match="condition 'layer' needs the sizes of the adapted layers"):
+        QPAGenerator(300, QPAGeneratorConfig(**SMALL, condition="layer"))

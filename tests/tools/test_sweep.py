@@ -77,7 +77,8 @@ def test_the_vera_budget_generators_stay_within_veras_parameters(variant):
     flags = sweep.VARIANTS[variant]
     config = build_fit_config(Path(flags[flags.index("--config") + 1]), {"qpa.n_mlp": int(flags[flags.index("--n-mlp") + 1])})
     backend = flags[flags.index("--backend") + 1] if "--backend" in flags else "quimb"
-    generator = QPAGenerator(460_800, config.qpa.model_copy(update={"backend": backend}))
-    twin = QPAGenerator(460_800, config.qpa.model_copy(update={"backend": "quimb" if backend == "classical" else "classical"}))
+    layers = [576 * 8 + 8 * 576, 576 * 8 + 8 * 192] * 30  # q_proj, v_proj of 30 blocks: A and B
+    generator = QPAGenerator(460_800, config.qpa.model_copy(update={"backend": backend}), layers)
+    twin = QPAGenerator(460_800, config.qpa.model_copy(update={"backend": "quimb" if backend == "classical" else "classical"}), layers)
     assert generator.trainable_parameters() == twin.trainable_parameters() <= 38_400
     assert generator.trainable_parameters() >= 35_000  # within VeRA's budget, not far under it

@@ -88,9 +88,9 @@ def test_the_guard_sees_a_constant_left_on_the_host(tiny_llama_dir, corpus_dir):
     config = tiny_config(tiny_llama_dir, corpus_dir, method="qpa-lora")
     adapted = get_method("qpa-lora").attach(load_model(str(tiny_llama_dir)).model, config)
     generator = adapted.generated.generators[0]
-    signs = generator.basis_signs
+    signs = generator.chunk_inputs
     adapted.to(META)
-    generator.basis_signs = signs  # put back a CPU copy: as if it were a plain attribute, not a buffer
+    generator.chunk_inputs = signs  # put back a CPU copy: as if it were a plain attribute, not a buffer
     params = adapted.trainable_parameters()
     step = TrainStep(adapted.model, params, torch.optim.SGD(params, lr=0.1), None, Precision("fp32", META), Processes(), 1, 0.0)
     batch = torch.zeros(2, 16, dtype=torch.long, device=META)

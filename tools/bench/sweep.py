@@ -52,7 +52,7 @@ VARIANTS: dict[str, list[str]] = {
     # generators within VeRA's 38,400 parameters (issue 21), each beside its classical ablation
     **{f"{kind}-36k{suffix}": ["--method", "qpa-lora", "--n-mlp", "512", "--config", str(CONFIGS / f"qpa-36k{suffix}.yaml"),
                                 *(["--backend", "classical"] if kind == "classical" else [])]
-       for kind in ("qpa-lora", "classical") for suffix in ("", "-gelu", "-zx", "-ryrz", "-deep", "-rich")},
+       for kind in ("qpa-lora", "classical") for suffix in ("", "-gelu", "-zx", "-ryrz", "-deep", "-rich", "-layer")},
     "qtha-L4": [*QTHA, "--qtha-layers", "4"],
     "qtha-L8": [*QTHA, "--qtha-layers", "8"],
     "qpa-dora": ["--method", "qpa-dora"],
