@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from qcompress.backends import get_backend
 from qcompress.backends.base import basis_bits
@@ -64,18 +64,12 @@ class QPAGeneratorConfig(StrictModel):
     condition: str = Field("none", description="extra MLP input per chunk: none (the paper) or layer (its adapted layer's position)")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
-    @field_validator("activation")
+    @field_validator("activation", "condition")
     @classmethod
-    def _known_activation(cls, value: str) -> str:
-        if value not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {value!r}; choose one of {'|'.join(ACTIVATIONS)}")
-        return value
-
-    @field_validator("condition")
-    @classmethod
-    def _known_condition(cls, value: str) -> str:
-        if value not in CONDITIONS:
-            raise ValueError(f"unknown condition {value!r}; choose one of {'|'.join(CONDITIONS)}")
+    def _known_choice(cls, value: str, info: ValidationInfo) -> str:
+        choices = {"activation": ACTIVATIONS, "condition": CONDITIONS}[info.field_name]
+        if value not in choices:
+            raise ValueError(f"unknown {info.field_name} {value!r}; choose one of {'|'.join(choices)}")
         return value
 
     @field_validator("readout")
