@@ -30,6 +30,8 @@ from qcompress.config import MAX_SEED, StrictModel
 from qcompress.errors import InputError
 
 CONDITIONS = ("none", "layer")
+#: how a method maps the generated chunks onto its tensors (qcompress.methods.generated): flat, or one chunk per factor
+LAYOUTS = ("flat", "factors")
 ACTIVATIONS: dict[str, type[torch.nn.Module] | None] = {
     "none": None,
     "relu": torch.nn.ReLU,
@@ -62,12 +64,13 @@ class QPAGeneratorConfig(StrictModel):
     ansatz: str = "qpa"
     readout: str = Field("z", description="bases the circuit is read in, '+'-joined: z (the paper), z+x (two features per chunk)")
     condition: str = Field("none", description="extra MLP input per chunk: none (the paper) or layer (its adapted layer's position)")
+    layout: str = Field("flat", description="chunks over the adapter's tensors: flat (the paper) or factors (one per rank-one factor)")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
-    @field_validator("activation", "condition")
+    @field_validator("activation", "condition", "layout")
     @classmethod
     def _known_choice(cls, value: str, info: ValidationInfo) -> str:
-        choices = {"activation": ACTIVATIONS, "condition": CONDITIONS}[info.field_name]
+        choices = {"activation": ACTIVATIONS, "condition": CONDITIONS, "layout": LAYOUTS}[info.field_name]
         if value not in choices:
             raise ValueError(f"unknown {info.field_name} {value!r}; choose one of {'|'.join(choices)}")
         return value

@@ -131,9 +131,9 @@ class QpaFfaAdapted(QpaLoraAdapted):
     def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         # up must be exactly zero at step 0 whatever zero_init says: the adapter is then the identity
         return [
-            TensorSlot(f"{name}.down.weight", layer.down),
+            TensorSlot(f"{name}.down.weight", layer.down, rank_axis=0),
             TensorSlot(f"{name}.down.bias", layer.down, attr="bias"),
-            TensorSlot(f"{name}.up.weight", layer.up, zero_at_start=True),
+            TensorSlot(f"{name}.up.weight", layer.up, zero_at_start=True, rank_axis=1),
             TensorSlot(f"{name}.up.bias", layer.up, attr="bias", zero_at_start=True),
         ]
 

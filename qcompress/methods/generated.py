@@ -5,6 +5,12 @@ parametrization that returns a slice of a generator's flat output, so the adapte
 forward and merge code keep working unchanged. The generators run once per forward pass of the
 whole model (a forward pre-hook), never once per layer; removing the parametrizations with
 ``leave_parametrized=True`` is the collapse to plain dense tensors.
+
+Two layouts map the generator's chunks onto the tensors. ``flat`` (the QPA paper's) concatenates
+every tensor and cuts the result into chunks, so a chunk may straddle rows and tensors.
+``factors`` gives every rank-one factor of a low-rank tensor its own chunk (a row of LoRA's A, a
+column of its B, zero-padded to the chunk width), so each chunk is one direction of the update
+and its bit-string names that direction; tensors without a rank axis take whole chunks.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn.utils import parametrize
 
+from qcompress.errors import InputError
 from qcompress.numerics import full_precision
 
 
@@ -25,6 +32,8 @@ class TensorSlot:
 
     ``residual`` slots are the stored initial tensor *plus* the generated values, for tensors that
     must start at a meaningful non-zero value (DoRA's magnitude starts at the base weights' norms).
+    ``rank_axis`` is the axis of a matrix that indexes its rank-one factors (LoRA's A: 0, B: 1), for
+    the ``factors`` layout; None for tensors that are not factors of a low-rank update.
     """
 
     name: str
@@ -32,25 +41,54 @@ class TensorSlot:
     attr: str = "weight"
     zero_at_start: bool = False
     residual: bool = False
+    rank_axis: int | None = None
+
+    @property
+    def shape(self) -> torch.Size:
+        return getattr(self.module, self.attr).shape
 
     @property
     def numel(self) -> int:
-        return math.prod(getattr(self.module, self.attr).shape)
+        return math.prod(self.shape)
+
+    def region(self, factor_width: int | None) -> int:
+        """Generated numbers this slot reads: its size in the flat layout (``factor_width`` None); in the
+        factors layout one chunk of ``factor_width`` per factor, or whole chunks without a rank axis."""
+        if factor_width is None:
+            return self.numel
+        if self.rank_axis is None:
+            return math.ceil(self.numel / factor_width) * factor_width
+        length = self.numel // self.shape[self.rank_axis]
+        if length > factor_width:
+            raise InputError(
+                f"the factors layout gives each factor of {self.name} ({length} weights) one chunk of n_mlp={factor_width}: "
+                f"set --n-mlp to at least {length}"
+            )
+        return self.shape[self.rank_axis] * factor_width
 
 
 class _SliceOf(torch.nn.Module):
-    """Parametrization returning ``owner.current[start:start+n]`` reshaped (added to the stored tensor if residual)."""
+    """Parametrization returning the slot's region of ``owner.current`` as its tensor (added to the stored
+    tensor if residual): a reshaped slice in the flat layout, the first columns of its chunks in the factors one."""
 
-    def __init__(self, owner: GeneratedTensors, start: int, shape: torch.Size, residual: bool = False):
+    def __init__(self, owner: GeneratedTensors, start: int, slot: TensorSlot, factor_width: int | None):
         super().__init__()
         self._owner = (owner,)  # a tuple, so the owner is not registered as a submodule of every layer
         self.start = start
-        self.shape = tuple(shape)
-        self.residual = residual
+        self.shape = tuple(slot.shape)
+        self.residual = slot.residual
+        self.rank_axis = None if factor_width is None else slot.rank_axis
+        self.region = slot.region(factor_width)
+        self.factor_width = factor_width
 
     def forward(self, stored: torch.Tensor) -> torch.Tensor:
-        flat = self._owner[0].current
-        generated = flat[self.start : self.start + math.prod(self.shape)].view(self.shape)
+        flat = self._owner[0].current[self.start : self.start + self.region]
+        if self.rank_axis is None:
+            generated = flat[: math.prod(self.shape)].view(self.shape)
+        else:
+            rank = self.shape[self.rank_axis]
+            factors = flat.view(rank, self.factor_width)[:, : math.prod(self.shape) // rank]
+            generated = factors if self.rank_axis == 0 else factors.T
         return stored + generated if self.residual else generated
 
 
@@ -61,16 +99,18 @@ class GeneratedTensors(torch.nn.Module):
     so the adapter starts at exactly dW = 0 while the generator keeps its paper initialisation.
     """
 
-    def __init__(self, groups: list[list[TensorSlot]], make_generator: Callable[[int, int], torch.nn.Module]):
+    def __init__(self, groups: list[list[TensorSlot]], make_generator: Callable[[int, int], torch.nn.Module],
+                 factor_width: int | None = None):
         super().__init__()
         self.slots = [slot for group in groups for slot in group]
+        self.factor_width = factor_width
         self.generators = torch.nn.ModuleList(
-            make_generator(sum(slot.numel for slot in group), index) for index, group in enumerate(groups)
+            make_generator(sum(slot.region(factor_width) for slot in group), index) for index, group in enumerate(groups)
         )
         with torch.no_grad():
             initial = torch.cat([generator() for generator in self.generators])
         mask = torch.cat(
-            [torch.full((slot.numel,), slot.zero_at_start, dtype=torch.bool) for slot in self.slots]
+            [torch.full((slot.region(factor_width),), slot.zero_at_start, dtype=torch.bool) for slot in self.slots]
         )
         self.register_buffer("offset", torch.where(mask, initial, torch.zeros_like(initial)))
         self.current = initial - self.offset
@@ -80,12 +120,10 @@ class GeneratedTensors(torch.nn.Module):
     def _attach(self) -> None:
         start = 0
         for slot in self.slots:
-            shape = getattr(slot.module, slot.attr).shape
-            parametrize.register_parametrization(
-                slot.module, slot.attr, _SliceOf(self, start, shape, slot.residual), unsafe=True
-            )
+            reader = _SliceOf(self, start, slot, self.factor_width)
+            parametrize.register_parametrization(slot.module, slot.attr, reader, unsafe=True)
             getattr(slot.module.parametrizations, slot.attr).original.requires_grad_(False)
-            start += slot.numel
+            start += reader.region
 
     def refresh(self) -> torch.Tensor:
         """Evaluate every generator once; all slots read this result until the next refresh.

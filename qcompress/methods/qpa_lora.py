@@ -22,17 +22,19 @@ from qcompress.methods.run_config import RunConfig
 class QpaLoraAdapted(AdaptedModel):
     def __init__(self, peft_model: PeftModel, config: RunConfig):
         self.model = peft_model
+        qpa = config.qpa
+        factor_width = qpa.n_mlp if qpa.layout == "factors" else None
         groups = [self.layer_slots(name, layer, config) for name, layer in self.adapter_layers(peft_model)]
-        layer_sizes = [[sum(slot.numel for slot in group)] for group in groups]  # per generator, its layers' weights
+        # per generator, the generated numbers of each of its layers (for condition: layer)
+        layer_sizes = [[sum(slot.region(factor_width) for slot in group)] for group in groups]
         if config.adapter.generator_scope == "shared":
             groups = [[slot for group in groups for slot in group]]
             layer_sizes = [[size for sizes in layer_sizes for size in sizes]]
-        qpa = config.qpa
 
         def make_generator(n_weights: int, index: int) -> QPAGenerator:
             return QPAGenerator(n_weights, qpa.model_copy(update={"seed": qpa.seed + index}), layer_sizes[index])
 
-        self.generated = GeneratedTensors(groups, make_generator)
+        self.generated = GeneratedTensors(groups, make_generator, factor_width)
         self.generated.hook_into(peft_model)
 
     def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
@@ -42,8 +44,8 @@ class QpaLoraAdapted(AdaptedModel):
     def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
         """The tensors of one LoRA layer that are generated (variants such as DoRA add theirs)."""
         return [
-            TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER]),
-            TensorSlot(f"{name}.lora_B", layer.lora_B[ADAPTER], zero_at_start=config.adapter.zero_init),
+            TensorSlot(f"{name}.lora_A", layer.lora_A[ADAPTER], rank_axis=0),
+            TensorSlot(f"{name}.lora_B", layer.lora_B[ADAPTER], zero_at_start=config.adapter.zero_init, rank_axis=1),
         ]
 
     def trainable_parameters(self) -> list[torch.nn.Parameter]:

@@ -20,7 +20,8 @@ from qcompress.methods import get_method
 from qcompress.models import load_model
 from qcompress.training.run_dir import load_run
 
-METHODS = ["qpa-lora", "qpa-lora-layer-scope", "qpa-lora-ryrz-zx", "qpa-lora-ryrz-zx-classical", "qpa-lora-layer-conditioned", "dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa",
+METHODS = ["qpa-lora", "qpa-lora-layer-scope", "qpa-lora-ryrz-zx", "qpa-lora-ryrz-zx-classical", "qpa-lora-layer-conditioned",
+           "qpa-lora-factors", "dora", "qpa-dora", "qpa-dora-trained-magnitude", "ffa", "qpa-ffa", "qpa-ffa-factors",
            "prefix", "qpa-prefix"]
 
 
@@ -30,6 +31,8 @@ def _variant(name: str) -> tuple[str, dict]:
         return "qpa-dora", {"adapter.dora_magnitude": "trained"}
     if name == "qpa-lora-layer-scope":  # one generator per adapted layer instead of one shared
         return "qpa-lora", {"adapter.generator_scope": "layer"}
+    if name.endswith("-factors"):  # one chunk per row of A / column of B (down / up), chunks wide enough for both
+        return name.removesuffix("-factors"), {"qpa.layout": "factors", "qpa.n_mlp": 128}
     if name == "qpa-lora-layer-conditioned":  # one shared generator told each chunk's layer
         return "qpa-lora", {"qpa.condition": "layer", "qpa.activation": "gelu"}
     if name.startswith("qpa-lora-ryrz-zx"):  # issue 21's generator variants: complex ansatz, two read-outs, GELU

@@ -50,9 +50,11 @@ VARIANTS: dict[str, list[str]] = {
     **{f"qpa-lora-{n}": ["--method", "qpa-lora", "--n-mlp", str(n)] for n in (512, 1024, 2048)},
     **{f"classical-ablation-{n}": ["--method", "qpa-lora", "--n-mlp", str(n), "--backend", "classical"] for n in (512, 1024, 2048)},
     # generators within VeRA's 38,400 parameters (issue 21), each beside its classical ablation
-    **{f"{kind}-36k{suffix}": ["--method", "qpa-lora", "--n-mlp", "512", "--config", str(CONFIGS / f"qpa-36k{suffix}.yaml"),
+    **{f"{kind}-36k{suffix}": ["--method", "qpa-lora", "--n-mlp", str(n_mlp), "--config", str(CONFIGS / f"qpa-36k{suffix}.yaml"),
                                 *(["--backend", "classical"] if kind == "classical" else [])]
-       for kind in ("qpa-lora", "classical") for suffix in ("", "-gelu", "-zx", "-ryrz", "-deep", "-rich", "-layer")},
+       for kind in ("qpa-lora", "classical")
+       for suffix, n_mlp in {"": 512, "-gelu": 512, "-zx": 512, "-ryrz": 512, "-deep": 512, "-rich": 512, "-layer": 512,
+                             "-factors": 576}.items()},  # factors: one chunk per row of A / column of B, at most 576 long
     "qtha-L4": [*QTHA, "--qtha-layers", "4"],
     "qtha-L8": [*QTHA, "--qtha-layers", "8"],
     "qpa-dora": ["--method", "qpa-dora"],
