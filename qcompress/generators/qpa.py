@@ -132,11 +132,10 @@ class Readout(torch.nn.Module):
 
 
 def chunk_layer_positions(layer_sizes: Sequence[int], n_chunks: int, n_mlp: int) -> torch.Tensor:
-    """(n_chunks, 1): the index of the layer holding each chunk's first weight, scaled to [-1, 1] (0 for one layer)."""
+    """(n_chunks, 1): the index of the layer holding each chunk's first weight, scaled to [-1, 1] (2+ layers)."""
     ends = torch.tensor(list(layer_sizes)).cumsum(0)
     layer = torch.searchsorted(ends, torch.arange(n_chunks) * n_mlp, right=True)
-    scale = 2.0 / (len(layer_sizes) - 1) if len(layer_sizes) > 1 else 0.0
-    return (layer.to(torch.float32) * scale - (1.0 if scale else 0.0)).unsqueeze(1)
+    return (layer.to(torch.float32) * (2.0 / (len(layer_sizes) - 1)) - 1.0).unsqueeze(1)
 
 
 class QPAGenerator(torch.nn.Module):
@@ -162,6 +161,11 @@ class QPAGenerator(torch.nn.Module):
                 raise InputError(
                     f"condition 'layer' needs the sizes of the adapted layers ({sum(layer_sizes)} weights given for "
                     f"{n_weights}): use it through a method (fit, inspect --method), or condition: none"
+                )
+            if len(layer_sizes) < 2:  # every chunk's input would be the same constant: weights that never train
+                raise InputError(
+                    "condition 'layer' tells one generator's chunks apart by layer, but this generator serves one "
+                    "layer: use generator_scope: shared, or condition: none"
                 )
             signs = torch.cat([signs, chunk_layer_positions(layer_sizes, self.n_chunks, config.n_mlp)], dim=1)
         # every input of a chunk that does not come from the circuit: its bit-string, then (optionally) its layer

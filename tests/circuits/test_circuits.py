@@ -54,8 +54,10 @@ def test_init_weights_deterministic_in_range_and_ignores_global_rng():
 def test_ry_rz_structure_is_two_rotations_per_qubit_then_cnot_ladder():
     ansatz = build_ansatz("ry-rz", n_qubits=3, depth=2)
     ops = list(ansatz.circuit.all_operations())
-    assert len(ansatz.weight_symbols) == 12 and ansatz.basis == "z"
-    assert sum(isinstance(op.gate, cirq.Ry) for op in ops) == 6 and sum(isinstance(op.gate, cirq.Rz) for op in ops) == 6
+    assert len(ansatz.weight_symbols) == 15 and ansatz.basis == "z"
+    assert sum(isinstance(op.gate, cirq.Ry) for op in ops) == 9 and sum(isinstance(op.gate, cirq.Rz) for op in ops) == 6
+    assert [s.name for s in ansatz.weight_symbols[-3:]] == ["omega_0", "omega_1", "omega_2"]
+    assert all(isinstance(op.gate, cirq.Ry) for op in ops[-3:])  # the final wall, after the last CNOT
     assert [tuple(q.x for q in op.qubits) for op in ops if op.gate == cirq.CNOT] == [(0, 1), (1, 2)] * 2
     assert [s.name for s in ansatz.weight_symbols[:6]] == ["theta_0_0", "theta_0_1", "theta_0_2", "phi_0_0", "phi_0_1", "phi_0_2"]
     with pytest.raises(InputError, match="RY-RZ ansatz needs"):

@@ -39,12 +39,12 @@ def test_inspect_json_diagram_and_timing(run_cli, restore_torch_threads):
 
 
 def test_inspect_counts_issue_21s_richest_generator(run_cli):
-    """RY-RZ at L = 64 read in Z and X on SmolLM2's LoRA r=8 shapes: the sweep's qpa-lora-36k-rich, 35,998 numbers."""
+    """RY-RZ at L = 64 read in Z and X on SmolLM2's LoRA r=8 shapes: the sweep's qpa-lora-36k-rich, 36,008 numbers."""
     result = run_cli("inspect", "--weights", "460800", "--n-mlp", "512", "--hidden", "32,62", "--activation", "gelu",
                      "--depth", "64", "--ansatz", "ry-rz", "--readout", "z+x", "--json")
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
-    assert (info["circuit_parameters"], info["trainable_parameters"], info["readout"]) == (2 * 10 * 64, 35_998, "z+x")
+    assert (info["circuit_parameters"], info["trainable_parameters"], info["readout"]) == (2 * 10 * 64 + 10, 36_008, "z+x")
     assert info["mlp_parameters"] == (12 * 32 + 32) + (32 * 62 + 62) + (62 * 512 + 512)
 
 

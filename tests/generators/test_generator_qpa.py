@@ -123,11 +123,11 @@ def test_two_read_outs_feed_the_mlp_each_basis_probabilities():
     np.testing.assert_allclose(two.probabilities().detach().numpy(), expected, atol=1e-6)
 
 
-def test_ry_rz_generator_trains_twice_the_angles():
+def test_ry_rz_generator_trains_twice_the_angles_and_a_final_wall():
     qpa = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
     ry_rz = QPAGenerator(300, QPAGeneratorConfig(**SMALL, ansatz="ry-rz"))
-    assert ry_rz.angles.numel() == 2 * qpa.angles.numel()
-    assert ry_rz.trainable_parameters() == qpa.trainable_parameters() + qpa.angles.numel()
+    assert ry_rz.angles.numel() == 2 * qpa.angles.numel() + qpa.n_qubits
+    assert ry_rz.trainable_parameters() == qpa.trainable_parameters() + qpa.angles.numel() + qpa.n_qubits
     ry_rz().square().sum().backward()
     assert ry_rz.angles.grad.abs().sum() > 0
 
@@ -144,7 +144,6 @@ def test_layer_conditioning_gives_each_chunk_its_layers_position():
 
     # chunks of 10 starting at 0, 10, 20, 30: the third starts in layer 0 (which ends at 25), the fourth in layer 1
     assert chunk_layer_positions([25, 10, 25], 4, 10).flatten().tolist() == [-1.0, -1.0, -1.0, 0.0]
-    assert chunk_layer_positions([40], 4, 10).flatten().tolist() == [0.0] * 4  # one layer: no information, 0
     plain = QPAGenerator(300, QPAGeneratorConfig(**SMALL))
     conditioned = QPAGenerator(300, QPAGeneratorConfig(**SMALL, condition="layer"), [100, 100, 100])
     assert conditioned.trainable_parameters() == plain.trainable_parameters() + SMALL["hidden"][0]
@@ -152,3 +151,5 @@ def test_layer_conditioning_gives_each_chunk_its_layers_position():
     assert conditioned.chunk_inputs[:, -1].unique().tolist() == [-1.0, 0.0, 1.0]
     with pytest.raises(InputError, match="condition 'layer' needs the sizes of the adapted layers"):
         QPAGenerator(300, QPAGeneratorConfig(**SMALL, condition="layer"))
+    with pytest.raises(InputError, match="serves one layer: use generator_scope: shared, or condition: none"):
+        QPAGenerator(300, QPAGeneratorConfig(**SMALL, condition="layer"), [300])
