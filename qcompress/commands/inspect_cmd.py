@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -94,13 +95,13 @@ def print_summary(info: dict[str, Any]) -> None:
         typer.echo(f"{name:<{width}}  {value}")
 
 
-def describe_method(overrides: dict[str, Any], as_json: bool) -> None:
+def describe_method(config_file: Path | None, overrides: dict[str, Any], as_json: bool) -> None:
     """Attach a method to its base model as ``fit`` would (same config rules) and print what it amounts to."""
     from qcompress.methods import get_method
     from qcompress.models import load_model
     from qcompress.training.config import build_fit_config
 
-    config = build_fit_config(None, overrides)
+    config = build_fit_config(config_file, overrides)
     loaded = load_model(config.model)
     adapted = get_method(config.method).attach(loaded.model, config)
     counts = adapted.counts()
@@ -138,6 +139,7 @@ def register(app: typer.Typer) -> None:
             None, "--method", help="Instead of a bare generator, attach this method (e.g. qtha, qpa-lora, lora) to --model and describe it."
         ),
         model: Optional[str] = typer.Option(None, "--model", help="With --method: base model, as for fit (default smollm2-135m)."),
+        config_file: Optional[Path] = typer.Option(None, "--config", "-c", help="With --method: a fit's YAML file of options (e.g. a generator variant's qpa: section); flags override it."),
         rank: Optional[int] = typer.Option(None, "--rank", help="With --method: adapter rank r (QTHA: qubits)."),
         targets: Optional[str] = typer.Option(None, "--targets", help="With --method: target modules, as for fit."),
         qtha_inner: Optional[int] = typer.Option(None, "--qtha-inner", help="With --method qtha: tensor-train inner width (default 256)."),
@@ -149,11 +151,13 @@ def register(app: typer.Typer) -> None:
         if method is not None:
             if weights is not None:
                 raise InputError("--weights describes a bare generator and --method an adapter on a model: give one of them")
-            describe_method(config_overrides({
+            describe_method(config_file, config_overrides({
                 "method": method, "model": model, "rank": rank, "targets": targets, "n_mlp": n_mlp, "depth": depth,
                 "backend": backend, "qtha_inner": qtha_inner, "qtha_bond": qtha_bond, "qtha_layers": qtha_layers, "seed": seed,
             }, method_options), as_json)
             return
+        if config_file is not None:
+            raise InputError("--config describes a fit's options: add --method NAME to attach that method to a model")
         if weights is None:
             raise InputError(
                 "missing --weights M (a bare QPA generator for M adapter weights, e.g. --weights 460800) "

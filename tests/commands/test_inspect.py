@@ -62,6 +62,7 @@ def test_inspect_bad_inputs_are_one_line_errors(run_cli):
         (("--weights", "10", "--activation", "foo"), "unknown activation 'foo'"),
         (("--weights", "10", "--backend", "nope"), "unknown backend 'nope'"),
         (("--weights", "10", "--readout", "z+y"), "readout 'z+y' must join distinct bases"),
+        (("--weights", "10", "--config", "x.yaml"), "--config describes a fit's options: add --method NAME"),
     ]:
         result = run_cli("inspect", *args)
         assert result.exit_code == 2, args
@@ -79,3 +80,15 @@ def test_inspect_method_on_a_model_shows_qtha_shapes_circuit_and_counts(run_cli,
     assert payload["counts"]["qubits"] == 3 and 0 < payload["fraction_of_lora"]
     both = run_cli("inspect", "--method", "qtha", "--weights", "100")
     assert both.exit_code == 2 and "give one of them" in both.stderr
+
+
+def test_inspect_method_reads_a_fits_yaml(run_cli, tiny_llama_dir, tmp_path):
+    """--config with --method: a generator variant's qpa: section counts as fit would count it (GELU changes no
+    count; readout z+x adds one MLP input, i.e. hidden[0] = 8 weights)."""
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("qpa: {hidden: [8, 8], readout: z+x, activation: gelu}\n")
+    flags = ["inspect", "--method", "qpa-lora", "--model", str(tiny_llama_dir), "--n-mlp", "64", "--json"]
+    (tmp_path / "plain.yaml").write_text("qpa: {hidden: [8, 8]}\n")
+    plain = json.loads(run_cli(*flags, "--config", str(tmp_path / "plain.yaml")).stdout)
+    read_twice = json.loads(run_cli(*flags, "--config", str(variant)).stdout)
+    assert read_twice["counts"]["trainable"] == plain["counts"]["trainable"] + 8
