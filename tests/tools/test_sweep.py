@@ -49,6 +49,9 @@ def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_
         json.loads((sweep.FitKey("lora-r1", 2, row["chosen_lr"], seed).directory(tmp_path) / "summary.json").read_text())["eval_perplexity"]
         for seed in (0, 1)) / 2)
     assert {"test", "ood", "trainable"} <= set(row) and set(payload["base"]) == {"validation", "test", "ood"}
+    assert all(list(row["per_seed"][text]) == ["0", "1"] for text in ("validation", "test", "ood"))
+    assert row["test"][0] == pytest.approx(sum(row["per_seed"]["test"].values()) / 2)
+    assert payload["versus_ablation"] == []  # lora-r1 has no circuit to ablate
     assert row["ood_worse_than_base"] == (row["ood"][0] > payload["base"]["ood"])
     report = (tmp_path / "sweep.md").read_text()
     assert "| lora-r1 |" in report and "1e-36, 0.001, 1e+30" in report
@@ -65,6 +68,31 @@ def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_
     interim = sweep.run(dataclasses.replace(settings, seeds=[0, 1, 2], report_only=True), progress=again.append)
     assert interim["rows"][0]["seeds"] == [0, 1] and interim["settings"]["report_only"]  # seed 2 is missing, not run
     assert not list(tmp_path.rglob("seed2*")) and "Interim report" in (tmp_path / "sweep.md").read_text()
+
+
+def _scored_row(variant: str, test: dict[str, float]) -> dict:
+    """A sweep row as far as the ablation comparison reads it; validation and out of domain copy the test figures."""
+    return {"variant": variant, "steps": 100, "per_seed": {text: test for text in ("validation", "test", "ood")}}
+
+
+def test_each_circuit_is_compared_with_its_own_ablation_at_common_seeds_against_the_spread():
+    rows = [
+        _scored_row("qpa-lora-36k-rich", {"0": 38.5, "1": 38.9, "2": 38.9, "3": 38.5}),
+        _scored_row("classical-36k-rich", {"0": 38.7, "1": 39.4, "2": 39.3, "3": 39.2, "4": 39.1}),  # seed 4: no twin
+        _scored_row("qpa-lora-36k-gelu", {"0": 38.9, "1": 39.0}),
+        _scored_row("classical-36k-gelu", {"0": 38.8, "1": 39.2}),
+        _scored_row("qpa-lora-2048", {"0": 39.3}),  # one common seed: no spread, left out
+        _scored_row("classical-ablation-2048", {"0": 39.4, "1": 39.5}),
+        _scored_row("lora-r1", {"0": 37.5, "1": 37.6}),
+    ]
+    rich, gelu = sweep.versus_ablation(rows)
+    assert (rich["circuit"], rich["ablation"], rich["seeds"]) == ("qpa-lora-36k-rich", "classical-36k-rich", ["0", "1", "2", "3"])
+    assert rich["test"]["gaps"] == pytest.approx([0.2, 0.5, 0.4, 0.7]) and rich["test"]["circuit_ahead_at"] == 4
+    assert rich["test"]["spread"] == pytest.approx(0.3109, abs=1e-4)  # the ablation's std over seeds 0-3 (circuit's 0.23)
+    assert rich["test"]["verdict"] == "circuit better"  # mean gap 0.45 > 0.31
+    assert gelu["test"]["gaps"] == pytest.approx([-0.1, 0.2]) and gelu["test"]["verdict"] == "within the spread"
+    assert sweep.versus_ablation([rows[2], _scored_row("classical-36k-gelu", {"0": 37.0, "1": 37.1})])[0]["ood"]["verdict"] \
+        == "ablation better"
 
 
 #: trainable parameters of each generator within VeRA's budget (the counts docs/RESEARCH.md quotes)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -63,6 +64,11 @@ VARIANTS: dict[str, list[str]] = {
 # the same with the update pulled back toward dW = 0 (--decay-to-init 3: 1% per step at lr 3e-3), against
 # the out-of-domain damage fine-tuning does (issue 21); built from the base variants' flags, so a pair stays a pair
 VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name in ("lora-r2", "qpa-lora-36k-gelu", "classical-36k-gelu")}
+#: each circuit variant's classical ablation: the same generator and parameter count, its circuit replaced by a
+#: trainable vector (``--backend classical``); the report compares each pair seed by seed (issue 21's criterion)
+ABLATIONS = {f"qpa-lora-{n}": f"classical-ablation-{n}" for n in (512, 1024, 2048)}
+ABLATIONS |= {name: name.replace("qpa-lora-36k", "classical-36k", 1) for name in VARIANTS if name.startswith("qpa-lora-36k")}
+TEXTS = ("validation", "test", "ood")
 #: seconds per step of a 4 x 128-token fit of SmolLM2-135M relative to LoRA's (docs/BENCHMARKS.md), for the estimate
 RELATIVE_STEP_COST = {"qtha": 2.6, "qpa": 1.15, "classical": 1.1}
 #: LoRA's seconds per step at 4 x 128 tokens, when no finished fit tells better: 2 CPU cores, one GPU
@@ -273,6 +279,7 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
         "environment": environment(["torch", "transformers", "peft", "quimb"]),
         "base": base,
         "rows": rows,
+        "versus_ablation": versus_ablation(rows),
     }
     markdown = render(payload)
     progress(markdown)
@@ -303,7 +310,34 @@ def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], lr: float,
     result.update({
         "trainable": first["counts"]["trainable"],
         **{name: mean_std(values) for name, values in scores.items()},
+        "per_seed": {name: {str(seed): value for seed, value in zip(finished, values)} for name, values in scores.items()},
         "ood_worse_than_base": mean_std(scores["ood"])[0] > base["ood"],
         "seconds_per_step": mean_std([s["seconds_per_step_median"] for s in finished.values()]),
     })
     return result
+
+
+def versus_ablation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every circuit variant against its ablation (:data:`ABLATIONS`) where both are in ``rows``, at their common seeds.
+
+    Per text, the gap at each seed is the ablation's perplexity minus the circuit's (positive: the circuit
+    is better). Issue 21's criterion: the circuit helps only where the mean gap exceeds the seed-to-seed
+    spread, the larger of the two rows' standard deviations over those seeds; a pair with fewer than two
+    common seeds has no spread and is left out."""
+    scored = {(r["variant"], r["steps"]): r for r in rows if "per_seed" in r}
+    comparisons = []
+    for (variant, steps), circuit in scored.items():
+        ablation = scored.get((ABLATIONS.get(variant, ""), steps))
+        seeds = sorted(set(circuit["per_seed"]["test"]) & set(ablation["per_seed"]["test"]), key=int) if ablation else []
+        if len(seeds) < 2:
+            continue
+        comparison: dict[str, Any] = {"circuit": variant, "ablation": ablation["variant"], "steps": steps, "seeds": seeds}
+        for text in TEXTS:
+            ours, theirs = ([row["per_seed"][text][seed] for seed in seeds] for row in (circuit, ablation))
+            gaps = [their - our for our, their in zip(ours, theirs)]
+            gap, spread = statistics.fmean(gaps), max(mean_std(ours)[1], mean_std(theirs)[1])
+            comparison[text] = {"gaps": gaps, "mean_gap": gap, "spread": spread, "circuit_ahead_at": sum(g > 0 for g in gaps),
+                                "verdict": "circuit better" if gap > spread else "ablation better" if -gap > spread
+                                else "within the spread"}
+        comparisons.append(comparison)
+    return comparisons

@@ -52,11 +52,27 @@ def render(payload: dict[str, Any]) -> str:
         failed = [f"{r['variant']} (seeds {r['failed_seeds']})" for r in rows if r["failed_seeds"]]
         if failed:
             parts.append(f"\nFits that failed (loss became NaN or the fit exited with an error): {', '.join(failed)}.\n")
+    if payload.get("versus_ablation"):
+        parts.append(render_versus_ablation(payload["versus_ablation"]))
     parts.append("\nTuning trace (validation perplexity at each rate tried, first seed; — = the fit failed):\n\n" + markdown_table(
         ["variant", "steps", "validation ppl by lr"],
         [[r["variant"], r["steps"], ", ".join(f"{lr}: {'—' if v is None else f'{v:.2f}'}" for lr, v in r["tuning"].items())]
          for r in payload["rows"]]))
     return "".join(parts)
+
+
+def render_versus_ablation(comparisons: list[dict[str, Any]]) -> str:
+    """Each circuit variant against its classical ablation, seed by seed, with issue 21's verdict per text."""
+    table = [[c["circuit"], c["ablation"], c["steps"], ", ".join(c["seeds"]), text,
+              ", ".join(f"{gap:+.2f}" for gap in c[text]["gaps"]), f"{c[text]['mean_gap']:+.2f}", f"{c[text]['spread']:.2f}",
+              f"{c[text]['circuit_ahead_at']} of {len(c['seeds'])}", c[text]["verdict"]]
+             for c in comparisons for text in ("validation", "test", "ood")]
+    return ("\n### Circuit against its classical ablation\n\nThe same generator and parameter count with the circuit replaced "
+            "by a trainable vector, each at its own chosen rate. Gap = the ablation's perplexity minus the circuit's at each "
+            "common seed (positive: the circuit is better); the circuit helps only where the mean gap exceeds the "
+            "seed-to-seed spread (the larger standard deviation of the two rows over those seeds).\n\n"
+            + markdown_table(["circuit", "ablation", "steps", "seeds", "text", "gap per seed", "mean gap", "spread",
+                              "circuit ahead at", "verdict"], table))
 
 
 def plot(payload: dict[str, Any], steps: int, path: Path) -> None:
