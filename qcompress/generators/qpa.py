@@ -22,8 +22,7 @@ import torch
 from pydantic import Field, ValidationInfo, field_validator
 
 from qcompress.backends import get_backend
-from qcompress.backends.base import basis_bits
-from qcompress.backends.base import Backend
+from qcompress.backends.base import Backend, basis_bits
 from qcompress.circuits import Ansatz, build_ansatz, init_weights
 from qcompress.circuits.base import MEASUREMENT_BASES, measured_in
 from qcompress.config import MAX_SEED, StrictModel

@@ -80,14 +80,15 @@ class _SliceOf(torch.nn.Module):
         self.rank_axis = None if factor_width is None else slot.rank_axis
         self.region = slot.region(factor_width)
         self.factor_width = factor_width
+        self.size = math.prod(self.shape)
 
     def forward(self, stored: torch.Tensor) -> torch.Tensor:
         flat = self._owner[0].current[self.start : self.start + self.region]
         if self.rank_axis is None:
-            generated = flat[: math.prod(self.shape)].view(self.shape)
+            generated = flat[: self.size].view(self.shape)
         else:
             rank = self.shape[self.rank_axis]
-            factors = flat.view(rank, self.factor_width)[:, : math.prod(self.shape) // rank]
+            factors = flat.view(rank, self.factor_width)[:, : self.size // rank]
             generated = factors if self.rank_axis == 0 else factors.T
         return stored + generated if self.residual else generated
 
