@@ -55,7 +55,7 @@ VARIANTS: dict[str, list[str]] = {
                                 *(["--backend", "classical"] if kind == "classical" else [])]
        for kind in ("qpa-lora", "classical")
        for suffix, n_mlp in {"": 512, "-gelu": 512, "-zx": 512, "-ryrz": 512, "-deep": 512, "-rich": 512, "-layer": 512,
-                             "-factors": 576}.items()},  # factors: one chunk per row of A / column of B, at most 576 long
+                             "-factors": 576, "-rich-r1": 512}.items()},  # factors: one chunk per row of A / column of B, at most 576 long
     "qtha-L4": [*QTHA, "--qtha-layers", "4"],
     "qtha-L8": [*QTHA, "--qtha-layers", "8"],
     "qpa-dora": ["--method", "qpa-dora"],
