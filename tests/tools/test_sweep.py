@@ -102,8 +102,9 @@ VERA_BUDGET_COUNTS = {"": 35_856, "-gelu": 35_856, "-zx": 35_888, "-ryrz": 35_94
 
 @pytest.mark.parametrize("variant", [name for name in sweep.VARIANTS if "-36k" in name])
 def test_the_vera_budget_generators_stay_within_veras_parameters(variant):
-    """Issue 21's generators must train no more than VeRA's 38,400 numbers on SmolLM2-135M (LoRA at the config's rank on q_proj and
-    v_proj of 30 blocks), each exactly the count RESEARCH.md quotes and each ablation exactly as many as its twin.
+    """Issue 21's generators must train no more than VeRA's 38,400 numbers on SmolLM2-135M (LoRA at the config's
+    rank on q_proj and v_proj of 30 blocks), each exactly the count RESEARCH.md quotes and each ablation exactly as
+    many as its twin.
     Built through the method's own layout (TensorSlot regions), so the factors layout's padding and its n_mlp
     check are what a real fit meets."""
     import torch
