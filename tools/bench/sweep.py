@@ -30,7 +30,7 @@ from typing import Any
 
 from common import environment, write_suite
 from fits import mean_std
-from sweep_report import plot, render
+from sweep_report import TEXTS, plot, render
 
 from qcompress.atomic import write_json_atomic
 from qcompress.training.run_dir import HEADER, read_header
@@ -68,7 +68,6 @@ VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name 
 #: trainable vector (``--backend classical``); the report compares each pair seed by seed (issue 21's criterion)
 ABLATIONS = {f"qpa-lora-{n}": f"classical-ablation-{n}" for n in (512, 1024, 2048)}
 ABLATIONS |= {name: name.replace("qpa-lora-36k", "classical-36k", 1) for name in VARIANTS if name.startswith("qpa-lora-36k")}
-TEXTS = ("validation", "test", "ood")
 #: seconds per step of a 4 x 128-token fit of SmolLM2-135M relative to LoRA's (docs/BENCHMARKS.md), for the estimate
 RELATIVE_STEP_COST = {"qtha": 2.6, "qpa": 1.15, "classical": 1.1}
 #: LoRA's seconds per step at 4 x 128 tokens, when no finished fit tells better: 2 CPU cores, one GPU

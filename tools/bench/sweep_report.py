@@ -9,6 +9,8 @@ from common import markdown_table, new_figure, save_png
 
 #: plot families by variant-name prefix (first match wins), each with its own marker
 PULLED = "-pull"
+#: the texts every fit is scored on, in report order
+TEXTS = ("validation", "test", "ood")
 FAMILIES = {"lora-": "o", "vera": "v", "fourierft": "P", "vblora": "X", "ia3": "<", "tinylora": ">",
             "qpa-lora-": "s", "classical-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h", PULLED: "d"}
 
@@ -66,7 +68,7 @@ def render_versus_ablation(comparisons: list[dict[str, Any]]) -> str:
     table = [[c["circuit"], c["ablation"], c["steps"], ", ".join(c["seeds"]), text,
               ", ".join(f"{gap:+.2f}" for gap in c[text]["gaps"]), f"{c[text]['mean_gap']:+.2f}", f"{c[text]['spread']:.2f}",
               f"{c[text]['circuit_ahead_at']} of {len(c['seeds'])}", c[text]["verdict"]]
-             for c in comparisons for text in ("validation", "test", "ood")]
+             for c in comparisons for text in TEXTS]
     return ("\n### Circuit against its classical ablation\n\nThe same generator and parameter count with the circuit replaced "
             "by a trainable vector, each at its own chosen rate. Gap = the ablation's perplexity minus the circuit's at each "
             "common seed (positive: the circuit is better); the circuit helps only where the mean gap exceeds the "
