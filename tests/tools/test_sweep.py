@@ -6,6 +6,8 @@ import dataclasses
 import json
 import math
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,6 +70,32 @@ def test_sweep_chooses_on_validation_records_failures_and_reuses_everything(tmp_
     interim = sweep.run(dataclasses.replace(settings, seeds=[0, 1, 2], report_only=True), progress=again.append)
     assert interim["rows"][0]["seeds"] == [0, 1] and interim["settings"]["report_only"]  # seed 2 is missing, not run
     assert not list(tmp_path.rglob("seed2*")) and "Interim report" in (tmp_path / "sweep.md").read_text()
+
+
+def test_a_variant_moves_on_to_its_seeds_while_another_still_extends_its_grid(tmp_path, monkeypatch):
+    """The sweep's scheduling, with the fits replaced by timed stand-ins (the real fits are the test above):
+    lora-r1's best rate sits at the grid's edge, so it needs one more rate; lora-r2's does not, and its
+    second seed must start while lora-r1's extra rate is still running, not in a round after it."""
+    validation = {"lora-r1": {1e-3: 9.0, 1e-2: 8.0, 1e-1: 7.0}, "lora-r2": {1e-3: 9.0, 1e-2: 7.0, 1e-1: 8.0}}
+    extra = sweep.extend_grid(list(validation["lora-r1"]), validation["lora-r1"])  # one grid step past 1e-1
+    events: list[tuple[str, sweep.FitKey]] = []
+
+    def timed_fit(key: sweep.FitKey, settings: sweep.Settings) -> dict:
+        events.append(("start", key))
+        time.sleep(0.4 if key.lr == extra else 0.02)  # lora-r1's extension is the long one
+        events.append(("end", key))
+        return {"eval_perplexity": validation[key.variant].get(key.lr, 6.0)}
+
+    monkeypatch.setattr(sweep, "run_fit", timed_fit)
+    monkeypatch.setattr(sweep, "scores", lambda key, settings: {})
+    settings = sweep.Settings(out=tmp_path, model="unused", steps=[2], seeds=[0, 1], variants=["lora-r1", "lora-r2"],
+                              lr_grid=[1e-3, 1e-2, 1e-1], jobs=2, device="cpu", max_extensions=1)
+    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=2) as walkers:
+        walked = list(walkers.map(lambda variant: sweep.walk(variant, 2, settings, pool), settings.variants))
+    assert [sorted(by_lr) for by_lr, _ in walked] == [[1e-3, 1e-2, 1e-1, extra], [1e-3, 1e-2, 1e-1]]
+    assert [sorted(seeds) for _, seeds in walked] == [[0, 1], [0, 1]]
+    extension_ends = events.index(("end", sweep.FitKey("lora-r1", 2, extra, 0)))
+    assert events.index(("start", sweep.FitKey("lora-r2", 2, 1e-2, 1))) < extension_ends
 
 
 def _scored_row(variant: str, test: dict[str, float]) -> dict:

@@ -10,8 +10,9 @@ Protocol, the same for every variant and every step budget:
    and the base model on all three texts.
 Runs live under ``OUT/sweep-runs/<steps>/<variant>/lr<lr>/seed<seed>`` and evaluations under
 ``OUT/sweep-evals``: a finished fit or evaluation is reused, an interrupted fit is resumed, so the
-sweep can be stopped and restarted at any point. Fits run ``jobs`` at a time, each as its own
-``qcompress fit`` process (on a CPU the cores are split between them).
+sweep can be stopped and restarted at any point. Fits and evaluations run ``jobs`` at a time, each as
+its own ``qcompress`` process (on a CPU the cores are split between them), and every (variant, steps)
+walks steps 1-3 on its own, so no worker waits for a round of other variants' fits to end.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,9 +120,12 @@ class Settings:
         return max(1, (os.cpu_count() or 1) // self.jobs)
 
 
-def qcompress_json(*args: str) -> tuple[dict[str, Any] | None, str]:
-    """``qcompress ARGS --json``: (its JSON, "") on success, (None, its last error line) on failure."""
-    done = subprocess.run([sys.executable, "-m", "qcompress.cli", *args, "--json"], capture_output=True, text=True)
+def qcompress_json(*args: str, threads: int | None = None) -> tuple[dict[str, Any] | None, str]:
+    """``qcompress ARGS --json``: (its JSON, "") on success, (None, its last error line) on failure.
+
+    ``threads`` caps torch's threads through the environment, for commands without ``--threads``."""
+    env = os.environ | {"OMP_NUM_THREADS": str(threads)} if threads else None
+    done = subprocess.run([sys.executable, "-m", "qcompress.cli", *args, "--json"], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         return None, lines[-1] if lines else f"exit {done.returncode}"
@@ -159,7 +163,7 @@ def evaluate(target: str, name: str, flags: Sequence[str], settings: Settings) -
     cache = settings.out / "sweep-evals" / f"{name}.json"
     if cache.is_file():
         return json.loads(cache.read_text())["perplexity"]
-    result, error = qcompress_json("eval", target, *flags)
+    result, error = qcompress_json("eval", target, *flags, threads=settings.threads())  # beside fits: their share of the cores
     if result is None:
         raise SystemExit(f"qcompress eval {target} {' '.join(flags)} failed: {error}")
     write_json_atomic(cache, result)
@@ -193,31 +197,51 @@ def extend_grid(grid: list[float], scores: dict[float, float]) -> float | None:
     return None
 
 
-def run_all(keys: list[FitKey], settings: Settings) -> dict[FitKey, dict[str, Any]]:
-    """Every fit of ``keys``, ``settings.jobs`` at a time (only the finished ones with ``report_only``)."""
+def fits(keys: list[FitKey], settings: Settings, pool: Executor) -> dict[FitKey, dict[str, Any]]:
+    """Every fit of ``keys`` on the shared ``pool`` (only the finished ones with ``report_only``)."""
     if settings.report_only:
         keys = [key for key in keys if key.finished(settings.out)]
-    with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-        return dict(zip(keys, pool.map(lambda key: run_fit(key, settings), keys)))
+    futures = [pool.submit(run_fit, key, settings) for key in keys]
+    return {key: future.result() for key, future in zip(keys, futures)}
 
 
-def tune(settings: Settings) -> dict[tuple[str, int], dict[float, dict[str, Any]]]:
-    """Step 1 for every (variant, steps): the grid's fits, extended at an edge while the best sits there."""
-    seed = settings.seeds[0]
-    trials: dict[tuple[str, int], dict[float, dict[str, Any]]] = {(v, s): {} for v in settings.variants for s in settings.steps}
-    pending = [FitKey(v, s, lr, seed) for (v, s) in trials for lr in settings.lr_grid]
+def tune(variant: str, steps: int, settings: Settings, pool: Executor) -> dict[float, dict[str, Any]]:
+    """Step 1 for one (variant, steps): the grid's fits at the first seed, extended at an edge while the best sits there."""
+    by_lr: dict[float, dict[str, Any]] = {}
+    rates = list(settings.lr_grid)
     for _ in range(settings.max_extensions + 1):
-        for key, summary in run_all(pending, settings).items():
-            trials[(key.variant, key.steps)][key.lr] = summary
-        pending = []
-        for (variant, steps), by_lr in trials.items():
-            scores = {lr: validation_perplexity(summary) for lr, summary in by_lr.items()}
-            extra = extend_grid(list(by_lr), scores)
-            if extra is not None and len(by_lr) < len(settings.lr_grid) + settings.max_extensions:
-                pending.append(FitKey(variant, steps, extra, seed))
-        if not pending:
+        found = fits([FitKey(variant, steps, lr, settings.seeds[0]) for lr in rates], settings, pool)
+        by_lr |= {key.lr: summary for key, summary in found.items()}
+        extra = extend_grid(list(by_lr), {lr: validation_perplexity(s) for lr, s in by_lr.items()}) if by_lr else None
+        if extra is None or len(by_lr) >= len(settings.lr_grid) + settings.max_extensions:
             break
-    return trials
+        rates = [extra]
+    return by_lr
+
+
+def fit_and_score(key: FitKey, settings: Settings) -> dict[str, Any]:
+    """One seed of the chosen rate: the fit, then (unless it failed) its test and out-of-domain evaluations."""
+    summary = run_fit(key, settings)
+    if "failed" not in summary:
+        scores(key, settings)
+    return summary
+
+
+def walk(variant: str, steps: int, settings: Settings, pool: Executor) -> tuple[dict[float, dict[str, Any]], dict[int, dict[str, Any]]]:
+    """One (variant, steps) through steps 1-3: its grid trace and, per seed, the chosen rate's fit summary.
+
+    Each group walks on its own thread and hands its fits and evaluations to the shared pool, so a
+    group that is extending its grid never holds back another that has moved on to its seeds, and
+    the evaluations run beside the fits instead of after all of them."""
+    by_lr = tune(variant, steps, settings, pool)
+    if not by_lr:
+        return by_lr, {}
+    lr = min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
+    keys = [FitKey(variant, steps, lr, seed) for seed in settings.seeds]
+    if settings.report_only:
+        keys = [key for key in keys if key.finished(settings.out)]
+    futures = [pool.submit(fit_and_score, key, settings) for key in keys]
+    return by_lr, {key.seed: future.result() for key, future in zip(keys, futures)}
 
 
 def estimate(settings: Settings) -> str:
@@ -233,7 +257,7 @@ def estimate(settings: Settings) -> str:
     total = len(settings.variants) * len(settings.steps) * (len(settings.lr_grid) + len(settings.seeds) - 1)
     fit_seconds = sum(steps * lora_step * step_cost(variant) + 2 * EVAL_SECONDS[device] for variant, steps in todo)
     eval_seconds = 2 * EVAL_SECONDS[device] * len(settings.variants) * len(settings.steps) * len(settings.seeds)
-    hours = (fit_seconds / settings.jobs + eval_seconds) / 3600
+    hours = (fit_seconds + eval_seconds) / settings.jobs / 3600
     return (f"sweep: {len(settings.variants)} variants x {len(settings.steps)} budgets; {len(todo)} of {total} fits to run "
             f"(+ up to {settings.max_extensions} grid extensions each), LoRA ~{lora_step:.2f} s/step on {settings.device}, "
             f"{settings.jobs} at a time: at most about {hours:.1f} h (finished evaluations are reused too)")
@@ -255,19 +279,18 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
     """The whole protocol; writes sweep.json, sweep.md and one sweep-<steps>.png per budget into ``settings.out``."""
     if not settings.report_only:
         progress(estimate(settings))
-    trials = tune(settings)
-    chosen = {group: min(by_lr, key=lambda lr: validation_perplexity(by_lr[lr])) for group, by_lr in trials.items() if by_lr}
-    repeats = run_all([FitKey(v, s, lr, seed) for (v, s), lr in chosen.items() for seed in settings.seeds[1:]], settings)
-    finished = [FitKey(v, s, lr, settings.seeds[0]) for (v, s), by_lr in trials.items() for lr, summary in by_lr.items()
-                if "failed" not in summary]
-    if not finished:
-        raise SystemExit("sweep: every fit failed; see the .failed.json files under " + str(settings.out / "sweep-runs"))
-    window = window_flags(finished[0].directory(settings.out))
-    texts = {"validation": ["--data", settings.train_data], "test": ["--eval-data", settings.test_data],
-             "ood": ["--eval-data", settings.ood_data]}
-    base = {name: evaluate(settings.model, f"base-{name}", [*flags, *window], settings) for name, flags in texts.items()}
-    rows = [row(variant, steps, trials[(variant, steps)], chosen[(variant, steps)], repeats, base, settings)
-            for variant in settings.variants for steps in settings.steps if (variant, steps) in chosen]
+    groups = [(variant, steps) for variant in settings.variants for steps in settings.steps]
+    with ThreadPoolExecutor(max_workers=settings.jobs) as pool, ThreadPoolExecutor(max_workers=len(groups)) as walkers:
+        walked = dict(zip(groups, walkers.map(lambda group: walk(*group, settings, pool), groups)))
+        finished = [FitKey(v, s, lr, settings.seeds[0]) for (v, s), (by_lr, _) in walked.items() for lr, summary in by_lr.items()
+                    if "failed" not in summary]
+        if not finished:
+            raise SystemExit("sweep: every fit failed; see the .failed.json files under " + str(settings.out / "sweep-runs"))
+        window = window_flags(finished[0].directory(settings.out))
+        texts = {"validation": ["--data", settings.train_data], "test": ["--eval-data", settings.test_data],
+                 "ood": ["--eval-data", settings.ood_data]}
+        base = dict(zip(texts, pool.map(lambda name: evaluate(settings.model, f"base-{name}", [*texts[name], *window], settings), texts)))
+    rows = [row(variant, steps, *walked[(variant, steps)], base, settings) for variant, steps in groups if walked[(variant, steps)][0]]
     payload = {
         "suite": "sweep",
         "settings": {"model": settings.model, "device": settings.device, "steps": settings.steps, "seeds": settings.seeds,
@@ -288,10 +311,18 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
     return payload
 
 
-def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], lr: float, repeats: dict[FitKey, dict[str, Any]],
+def scores(key: FitKey, settings: Settings) -> dict[str, float]:
+    """The finished fit ``key`` on the test and the out-of-domain text, each scored (and cached) like its validation."""
+    run = key.directory(settings.out)
+    return {name: evaluate(str(run), f"{key.steps}steps-{key.variant}-lr{key.lr:g}-seed{key.seed}-{name}",
+                           ["--eval-data", spec, *window_flags(run)], settings)
+            for name, spec in (("test", settings.test_data), ("ood", settings.ood_data))}
+
+
+def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], seeds: dict[int, dict[str, Any]],
         base: dict[str, float], settings: Settings) -> dict[str, Any]:
     """One table row: the tuning trace, then mean ± std over seeds on validation, test and out of domain."""
-    seeds = {settings.seeds[0]: by_lr[lr], **{key.seed: s for key, s in repeats.items() if (key.variant, key.steps) == (variant, steps)}}
+    lr = min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
     finished = {seed: s for seed, s in seeds.items() if "failed" not in s}
     result: dict[str, Any] = {
         "variant": variant, "steps": steps, "flags": VARIANTS[variant], "lr_grid": sorted(by_lr), "chosen_lr": lr,
@@ -301,16 +332,14 @@ def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], lr: float,
     if not finished:
         return result
     first = next(iter(finished.values()))
-    scores = {"validation": [s["eval_perplexity"] for s in finished.values()]}
-    for name, spec in (("test", settings.test_data), ("ood", settings.ood_data)):
-        runs = [FitKey(variant, steps, lr, seed).directory(settings.out) for seed in finished]
-        scores[name] = [evaluate(str(run), f"{steps}steps-{variant}-lr{lr:g}-seed{run.name[4:]}-{name}",
-                                 ["--eval-data", spec, *window_flags(run)], settings) for run in runs]
+    by_seed = {seed: {"validation": s["eval_perplexity"], **scores(FitKey(variant, steps, lr, seed), settings)}
+               for seed, s in finished.items()}
+    values = {name: [figures[name] for figures in by_seed.values()] for name in TEXTS}
     result.update({
         "trainable": first["counts"]["trainable"],
-        **{name: mean_std(values) for name, values in scores.items()},
-        "per_seed": {name: {str(seed): value for seed, value in zip(finished, values)} for name, values in scores.items()},
-        "ood_worse_than_base": mean_std(scores["ood"])[0] > base["ood"],
+        **{name: mean_std(figures) for name, figures in values.items()},
+        "per_seed": {name: {str(seed): figures[name] for seed, figures in by_seed.items()} for name in TEXTS},
+        "ood_worse_than_base": mean_std(values["ood"])[0] > base["ood"],
         "seconds_per_step": mean_std([s["seconds_per_step_median"] for s in finished.values()]),
     })
     return result
