@@ -64,7 +64,8 @@ VARIANTS: dict[str, list[str]] = {
 }
 # the same with the update pulled back toward dW = 0 (--decay-to-init 3: 1% per step at lr 3e-3), against
 # the out-of-domain damage fine-tuning does (issue 21); built from the base variants' flags, so a pair stays a pair
-VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name in ("lora-r2", "qpa-lora-36k-gelu", "classical-36k-gelu")}
+PULLED = ["lora-r1", "lora-r2", *(f"{kind}-36k{suffix}" for suffix in ("-gelu", "-rich", "-rich-r1") for kind in ("qpa-lora", "classical"))]
+VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name in PULLED}
 #: each circuit variant's classical ablation: the same generator and parameter count, its circuit replaced by a
 #: trainable vector (``--backend classical``); the report compares each pair seed by seed (issue 21's criterion)
 ABLATIONS = {f"qpa-lora-{n}": f"classical-ablation-{n}" for n in (512, 1024, 2048)}
