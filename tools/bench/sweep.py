@@ -198,11 +198,12 @@ def extend_grid(grid: list[float], scores: dict[float, float]) -> float | None:
     return None
 
 
-def fits(keys: list[FitKey], settings: Settings, pool: Executor) -> dict[FitKey, dict[str, Any]]:
-    """Every fit of ``keys`` on the shared ``pool`` (only the finished ones with ``report_only``)."""
+def fits(task: Callable[[FitKey, Settings], dict[str, Any]], keys: list[FitKey], settings: Settings,
+         pool: Executor) -> dict[FitKey, dict[str, Any]]:
+    """``task`` (a fit) for every key of ``keys`` on the shared ``pool`` (only the finished ones with ``report_only``)."""
     if settings.report_only:
         keys = [key for key in keys if key.finished(settings.out)]
-    futures = [pool.submit(run_fit, key, settings) for key in keys]
+    futures = [pool.submit(task, key, settings) for key in keys]
     return {key: future.result() for key, future in zip(keys, futures)}
 
 
@@ -211,7 +212,7 @@ def tune(variant: str, steps: int, settings: Settings, pool: Executor) -> dict[f
     by_lr: dict[float, dict[str, Any]] = {}
     rates = list(settings.lr_grid)
     for _ in range(settings.max_extensions + 1):
-        found = fits([FitKey(variant, steps, lr, settings.seeds[0]) for lr in rates], settings, pool)
+        found = fits(run_fit, [FitKey(variant, steps, lr, settings.seeds[0]) for lr in rates], settings, pool)
         by_lr |= {key.lr: summary for key, summary in found.items()}
         extra = extend_grid(list(by_lr), {lr: validation_perplexity(s) for lr, s in by_lr.items()}) if by_lr else None
         if extra is None or len(by_lr) >= len(settings.lr_grid) + settings.max_extensions:
@@ -238,11 +239,8 @@ def walk(variant: str, steps: int, settings: Settings, pool: Executor) -> tuple[
     if not by_lr:
         return by_lr, {}
     lr = min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
-    keys = [FitKey(variant, steps, lr, seed) for seed in settings.seeds]
-    if settings.report_only:
-        keys = [key for key in keys if key.finished(settings.out)]
-    futures = [pool.submit(fit_and_score, key, settings) for key in keys]
-    return by_lr, {key.seed: future.result() for key, future in zip(keys, futures)}
+    repeats = fits(fit_and_score, [FitKey(variant, steps, lr, seed) for seed in settings.seeds], settings, pool)
+    return by_lr, {key.seed: summary for key, summary in repeats.items()}
 
 
 def estimate(settings: Settings) -> str:
