@@ -185,6 +185,11 @@ def validation_perplexity(summary: dict[str, Any]) -> float:
     return math.inf if "failed" in summary else summary["eval_perplexity"]
 
 
+def chosen_rate(by_lr: dict[float, dict[str, Any]]) -> float:
+    """The rate of the grid trace ``by_lr`` with the lowest validation perplexity: the one every seed then runs at."""
+    return min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
+
+
 def extend_grid(grid: list[float], scores: dict[float, float]) -> float | None:
     """The next rate to try when the best so far sits at an edge of ``grid`` (a grid step beyond it), else None."""
     ordered = sorted(grid)
@@ -238,7 +243,7 @@ def walk(variant: str, steps: int, settings: Settings, pool: Executor) -> tuple[
     by_lr = tune(variant, steps, settings, pool)
     if not by_lr:
         return by_lr, {}
-    lr = min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
+    lr = chosen_rate(by_lr)
     repeats = fits(fit_and_score, [FitKey(variant, steps, lr, seed) for seed in settings.seeds], settings, pool)
     return by_lr, {key.seed: summary for key, summary in repeats.items()}
 
@@ -286,8 +291,7 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
         if not finished:
             raise SystemExit("sweep: every fit failed; see the .failed.json files under " + str(settings.out / "sweep-runs"))
         window = window_flags(finished[0].directory(settings.out))
-        texts = {"validation": ["--data", settings.train_data], "test": ["--eval-data", settings.test_data],
-                 "ood": ["--eval-data", settings.ood_data]}
+        texts = text_flags(settings)
         base = dict(zip(texts, pool.map(lambda name: evaluate(settings.model, f"base-{name}", [*texts[name], *window], settings), texts)))
     rows = [row(variant, steps, *walked[(variant, steps)], base, settings) for variant, steps in groups if walked[(variant, steps)][0]]
     payload = {
@@ -310,18 +314,25 @@ def run(settings: Settings, progress: Callable[[str], None] = print) -> dict[str
     return payload
 
 
+def text_flags(settings: Settings) -> dict[str, list[str]]:
+    """``qcompress eval`` flags of each scored text (:data:`TEXTS`): validation is the training corpus's held-out part."""
+    return {"validation": ["--data", settings.train_data], "test": ["--eval-data", settings.test_data],
+            "ood": ["--eval-data", settings.ood_data]}
+
+
 def scores(key: FitKey, settings: Settings) -> dict[str, float]:
     """The finished fit ``key`` on the test and the out-of-domain text, each scored (and cached) like its validation."""
     run = key.directory(settings.out)
+    texts = text_flags(settings)
     return {name: evaluate(str(run), f"{key.steps}steps-{key.variant}-lr{key.lr:g}-seed{key.seed}-{name}",
-                           ["--eval-data", spec, *window_flags(run)], settings)
-            for name, spec in (("test", settings.test_data), ("ood", settings.ood_data))}
+                           [*texts[name], *window_flags(run)], settings)
+            for name in ("test", "ood")}
 
 
 def row(variant: str, steps: int, by_lr: dict[float, dict[str, Any]], seeds: dict[int, dict[str, Any]],
         base: dict[str, float], settings: Settings) -> dict[str, Any]:
     """One table row: the tuning trace, then mean ± std over seeds on validation, test and out of domain."""
-    lr = min(by_lr, key=lambda rate: validation_perplexity(by_lr[rate]))
+    lr = chosen_rate(by_lr)
     finished = {seed: s for seed, s in seeds.items() if "failed" not in s}
     result: dict[str, Any] = {
         "variant": variant, "steps": steps, "flags": VARIANTS[variant], "lr_grid": sorted(by_lr), "chosen_lr": lr,
