@@ -19,7 +19,7 @@ from unittest import mock
 import onnx
 import torch
 
-from qcompress.export.deferred_interrupts import interrupts_deferred
+from qcompress.interrupts import interrupts_deferred
 from qcompress.export.kv_cache_wrapper import KvCacheDecoder, input_names, output_names
 from qcompress.models import cache_geometry
 

@@ -20,6 +20,7 @@ from qcompress.config import validated
 from qcompress.console import note
 from qcompress.data import Corpus, load_corpus
 from qcompress.errors import CheckFailed, InputError, Interrupted
+from qcompress.interrupts import interrupts_deferred
 from qcompress.methods import AdaptedModel, get_method, get_method_class
 from qcompress.runtime.context import context_length, eval_window, fit_to_context
 from qcompress.training.batches import BlockSampler
@@ -257,9 +258,12 @@ def _fit(
         return result["perplexity"]
 
     def save(at: int) -> None:
-        if processes.main:
-            _checkpoint(run_dir, at, adapted, optimizer, scheduler, precision, method.state_file, metrics, run_sha256)
-        workspace.checkpointed(at)
+        # held back until the workspace knows of the checkpoint: a Ctrl-C between the checkpoint landing on
+        # disk and this record would have the failure path drop a run with a complete checkpoint as "nothing kept"
+        with interrupts_deferred("the checkpoint is written"):
+            if processes.main:
+                _checkpoint(run_dir, at, adapted, optimizer, scheduler, precision, method.state_file, metrics, run_sha256)
+            workspace.checkpointed(at)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

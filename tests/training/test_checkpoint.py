@@ -216,3 +216,25 @@ def test_edited_or_crafted_state_json_is_refused(fitted, tmp_path):
     path.write_text(json.dumps(document))
     with pytest.raises(InputError, match=r"state.json is corrupt \(unknown tag '\$nope'"):
         load_checkpoint(run, config_sha256(run))
+
+
+def test_ctrl_c_as_a_checkpoint_lands_keeps_that_checkpoint(tiny_llama_dir, corpus_dir, tmp_path, monkeypatch):
+    """A Ctrl-C right after the checkpoint is on disk, before the fit has recorded it, must not make the failure
+    path drop the run as if nothing were kept (CI once hit this window from outside, by watching for the file)."""
+    import signal
+
+    import qcompress.training.fit as fit_module
+    from qcompress.errors import Interrupted
+
+    write = fit_module._checkpoint
+
+    def write_then_interrupt(*args, **kwargs):
+        write(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(fit_module, "_checkpoint", write_then_interrupt)
+    run = tmp_path / "run"
+    config = tiny_config(tiny_llama_dir, corpus_dir, steps=4, eval_every=0, checkpoint_every=2)
+    with pytest.raises(Interrupted, match=r"interrupted at step 2; the checkpoint of step 2 in .* is intact: --resume continues it$"):
+        fit(config, run)
+    assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from qcompress.export.deferred_interrupts import interrupts_deferred
+from qcompress.interrupts import interrupts_deferred
 
 
 def test_one_interrupt_waits_for_the_body_then_raises(capsys):
