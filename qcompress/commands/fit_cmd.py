@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         model: str = typer.Option(None, help="Base model: 'smollm2-135m' (default), a local HF dir, a .gguf file, or a hub id."),
         data: str = typer.Option(None, help="Corpus: 'austen' (default), a named split (austen-train, austen-validation, austen-test, state-of-the-union), a .txt file, a folder, a .jsonl file, or a hub dataset id."),
         eval_data: str = typer.Option(None, help="Held-out text for perplexity (default: the corpus' own held-out part)."),
-        method: str = typer.Option(None, help="Adapter method (default 'qpa-lora'): lora, qpa-lora, dora, qpa-dora, ffa, qpa-ffa, prefix, qpa-prefix, qtha, fourierft, vblora, ia3, tinylora; plugins add more (vera)."),
+        method: str = typer.Option(None, help="Adapter method (default 'qpa-lora'): lora, qpa-lora, dora, qpa-dora, ffa, qpa-ffa, prefix, qpa-prefix, qtha, fourierft, vblora, ia3, tinylora; plugins add more (vera, qpa-vera)."),
         rank: int = typer.Option(None, help="LoRA rank r (default 8)."),
         alpha: float = typer.Option(None, help="LoRA alpha (default 2r)."),
         dropout: float = typer.Option(None, help="LoRA dropout (default 0)."),

@@ -94,14 +94,19 @@ class PeftTunerMethod(Method):
             raise InputError(f"method {self.name!r} has no dropout (got --dropout {rate}): drop --dropout / adapter.dropout")
         return {}
 
-    def attach(self, model: PreTrainedModel, config: RunConfig) -> PeftTunerAdapted:
+    def peft_model(self, model: PreTrainedModel, config: RunConfig) -> PeftModel:
+        """``model`` with the tuner attached under a forked RNG seeded with the run's seed, so a resume
+        (or a method generating the tuner's tensors, as the vera plugin's ``qpa-vera``) rebuilds the same adapter."""
         options = self.options(config.method_config)
         targets = tuner_targets(model, config.adapter.targets)
         tuner = self.peft_config_cls(
             target_modules=list(targets.shapes), fan_in_fan_out=targets.conv1d, task_type="CAUSAL_LM",
             **self.dropout(config.adapter.dropout), **self.tuner_kwargs(targets, options, config),
         )
-        budget = lora_budget(model, config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            return PeftTunerAdapted(get_peft_model(model, tuner), budget)
+            return get_peft_model(model, tuner)
+
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> PeftTunerAdapted:
+        budget = lora_budget(model, config)  # before the tuner wraps the model's layers
+        return PeftTunerAdapted(self.peft_model(model, config), budget)

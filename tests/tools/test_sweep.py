@@ -153,3 +153,21 @@ def test_the_vera_budget_generators_stay_within_veras_parameters(variant):
               for backend in ("quimb", "classical")}
     suffix = variant.removeprefix("qpa-lora-36k").removeprefix("classical-36k").removesuffix("-pull")
     assert counts["quimb"] == counts["classical"] == VERA_BUDGET_COUNTS[suffix] <= 38_400
+
+
+@pytest.mark.parametrize("variant", ["qpa-vera-20k", "classical-vera-20k"])
+def test_the_generator_of_veras_vectors_trains_half_veras_parameters(variant):
+    """qpa-vera writes VeRA's 38,400 vectors (d: 256 and b: the output width, on q_proj and v_proj of 30 blocks
+    of SmolLM2-135M) with 19,558 trained numbers, the count RESEARCH.md quotes, circuit and ablation alike."""
+    from qcompress.generators.qpa import QPAGenerator
+    from qcompress.training.config import build_fit_config
+
+    flags = sweep.VARIANTS[variant]
+    config = build_fit_config(Path(flags[flags.index("--config") + 1]), {
+        "qpa.n_mlp": int(flags[flags.index("--n-mlp") + 1]),
+        "qpa.backend": "classical" if "--backend" in flags else "quimb",
+    })
+    vectors = sum(256 + out_features for out_features in (576, 192) * 30)
+    assert vectors == 38_400
+    assert QPAGenerator(vectors, config.qpa).trainable_parameters() == 19_558
+    assert sweep.ABLATIONS["qpa-vera-20k"] == "classical-vera-20k"

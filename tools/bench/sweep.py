@@ -57,6 +57,9 @@ VARIANTS: dict[str, list[str]] = {
        for kind in ("qpa-lora", "classical")
        for suffix, n_mlp in {"": 512, "-gelu": 512, "-zx": 512, "-ryrz": 512, "-deep": 512, "-rich": 512, "-layer": 512,
                              "-factors": 576, "-rich-r1": 512}.items()},  # factors: one chunk per row of A / column of B, at most 576 long
+    # the rich generator writing VeRA's vectors (the vera plugin's qpa-vera), and its ablation
+    **{f"{kind}-vera-20k": ["--method", "qpa-vera", "--n-mlp", "256", "--config", str(CONFIGS / "qpa-vera-20k.yaml"),
+                            *(["--backend", "classical"] if kind == "classical" else [])] for kind in ("qpa", "classical")},
     "qtha-L4": [*QTHA, "--qtha-layers", "4"],
     "qtha-L8": [*QTHA, "--qtha-layers", "8"],
     "qpa-dora": ["--method", "qpa-dora"],
@@ -70,6 +73,7 @@ VARIANTS |= {f"{name}-pull": [*VARIANTS[name], "--decay-to-init", "3"] for name 
 #: trainable vector (``--backend classical``); the report compares each pair seed by seed (issue 21's criterion)
 ABLATIONS = {f"qpa-lora-{n}": f"classical-ablation-{n}" for n in (512, 1024, 2048)}
 ABLATIONS |= {name: name.replace("qpa-lora-36k", "classical-36k", 1) for name in VARIANTS if name.startswith("qpa-lora-36k")}
+ABLATIONS["qpa-vera-20k"] = "classical-vera-20k"
 #: seconds per step of a 4 x 128-token fit of SmolLM2-135M relative to LoRA's (docs/BENCHMARKS.md), for the estimate
 RELATIVE_STEP_COST = {"qtha": 2.6, "qpa": 1.15, "classical": 1.1}
 #: LoRA's seconds per step at 4 x 128 tokens, when no finished fit tells better: 2 CPU cores, one GPU

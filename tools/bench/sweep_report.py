@@ -12,7 +12,7 @@ PULLED = "-pull"
 #: the texts every fit is scored on, in report order
 TEXTS = ("validation", "test", "ood")
 FAMILIES = {"lora-": "o", "vera": "v", "fourierft": "P", "vblora": "X", "ia3": "<", "tinylora": ">",
-            "qpa-lora-": "s", "classical-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h", PULLED: "d"}
+            "qpa-lora-": "s", "qpa-vera": "p", "classical-": "^", "qtha": "D", "qpa-dora": "*", "qpa-ffa": "h", PULLED: "d"}
 
 
 def family(variant: str) -> str | None:
