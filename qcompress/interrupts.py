@@ -1,6 +1,8 @@
-"""Hold Ctrl-C / SIGTERM back while a native library is mid-call, then honour it.
+"""Hold Ctrl-C / SIGTERM back while a step must finish as a whole, then honour it.
 
-A KeyboardInterrupt raised by Python's signal handler lands in whatever Python frame runs next.
+Two kinds of step need it. A fit's checkpoint (or its final files) must land on disk *and* be recorded
+by the fit before an interruption is handled: in between, the failure path would take a run with a
+complete checkpoint for one without and remove it. And a native call: a KeyboardInterrupt raised by Python's signal handler lands in whatever Python frame runs next.
 Inside ``torch.onnx.export`` that can be a callback made from C++ (dynamo's frame evaluation,
 fake-tensor dispatch), and an exception unwinding through such a frame can end the process with
 SIGABRT instead of the clean "nothing was written" path (seen once in CI: exit -6 instead of 130).
@@ -36,10 +38,14 @@ def interrupts_deferred(what: str) -> Iterator[None]:
         if received:
             raise KeyboardInterrupt
         received.append(signum)
-        print(f"interrupt received: stopping once {what} returns (again to stop at once)", file=sys.stderr, flush=True)
+        print(f"interrupt received: stopping once {what} is done (again to stop at once)", file=sys.stderr, flush=True)
 
-    previous = {number: signal.signal(number, record) for number in SIGNALS}
+    previous: dict[int, object] = {}
     try:
+        for number in SIGNALS:  # one at a time, so a signal between two of them still finds its handler restored
+            handler = signal.getsignal(number)
+            if handler is not signal.SIG_IGN:  # a process told to ignore a signal goes on ignoring it
+                previous[number] = signal.signal(number, record)
         yield
     finally:
         for number, handler in previous.items():

@@ -1,4 +1,5 @@
-"""Ctrl-C during a native call is held until the call returns, unless pressed twice."""
+"""Ctrl-C during a step that must finish as a whole (a native call, a checkpoint) is held until it is done,
+unless pressed twice; a signal the process ignores stays ignored."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def test_one_interrupt_waits_for_the_body_then_raises(capsys):
             os.kill(os.getpid(), signal.SIGINT)
             finished.append("body ran to its end")
     assert finished == ["body ran to its end"]
-    assert "stopping once the work returns" in capsys.readouterr().err
+    assert "stopping once the work is done" in capsys.readouterr().err
 
 
 def test_sigterm_is_deferred_like_ctrl_c():
@@ -58,3 +59,13 @@ def test_outside_the_main_thread_the_body_just_runs():
 def _run_in_context() -> str:
     with interrupts_deferred("the work"):
         return "ran"
+
+
+def test_a_signal_the_process_ignores_stays_ignored():
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts_deferred("the work"):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, ignored)

@@ -260,7 +260,7 @@ def _fit(
     def save(at: int) -> None:
         # held back until the workspace knows of the checkpoint: a Ctrl-C between the checkpoint landing on
         # disk and this record would have the failure path drop a run with a complete checkpoint as "nothing kept"
-        with interrupts_deferred("the checkpoint is written"):
+        with interrupts_deferred("the checkpoint"):
             if processes.main:
                 _checkpoint(run_dir, at, adapted, optimizer, scheduler, precision, method.state_file, metrics, run_sha256)
             workspace.checkpointed(at)
@@ -320,10 +320,13 @@ def _fit(
         "peak_rss_mb": _peak_rss_mb(),
         "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
-    write_json_atomic(run_dir / SUMMARY, summary)
     plot_curves(metrics, run_dir / "curves.png", f"{config.method} on {config.model}")
     save(config.steps)
-    workspace.finish()
+    # the summary marks the run finished, so it comes last, with the publication (--force's rename into --out):
+    # interrupted before it, the run still resumes from the final checkpoint (and evaluates again)
+    with interrupts_deferred("the run's summary"):
+        write_json_atomic(run_dir / SUMMARY, summary)
+        workspace.finish()
     return FitResult(out, summary)
 
 

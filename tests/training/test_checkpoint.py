@@ -9,6 +9,7 @@ import math
 import os
 import random
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import torch
 from transformers import get_scheduler
 
 from fit_helpers import tiny_config
-from qcompress.errors import InputError
+import qcompress.training.fit as fit_module
+from qcompress.errors import InputError, Interrupted
 from qcompress.training.checkpoint import load_checkpoint, save_checkpoint
 from qcompress.training.fit import fit
 from qcompress.training.run_dir import load_tensors, save_tensors
@@ -218,23 +220,39 @@ def test_edited_or_crafted_state_json_is_refused(fitted, tmp_path):
         load_checkpoint(run, config_sha256(run))
 
 
+def _interrupt_after_checkpoint(monkeypatch, when) -> None:
+    """Send this process a Ctrl-C right after the fit's checkpoint write returns, on the call ``when(step)`` picks."""
+    write = fit_module._checkpoint
+
+    def write_then_interrupt(run_dir, step, *args, **kwargs):
+        write(run_dir, step, *args, **kwargs)
+        if when(step):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(fit_module, "_checkpoint", write_then_interrupt)
+
+
 def test_ctrl_c_as_a_checkpoint_lands_keeps_that_checkpoint(tiny_llama_dir, corpus_dir, tmp_path, monkeypatch):
     """A Ctrl-C right after the checkpoint is on disk, before the fit has recorded it, must not make the failure
     path drop the run as if nothing were kept (CI once hit this window from outside, by watching for the file)."""
-    import signal
-
-    import qcompress.training.fit as fit_module
-    from qcompress.errors import Interrupted
-
-    write = fit_module._checkpoint
-
-    def write_then_interrupt(*args, **kwargs):
-        write(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    monkeypatch.setattr(fit_module, "_checkpoint", write_then_interrupt)
+    _interrupt_after_checkpoint(monkeypatch, lambda step: step == 2)
     run = tmp_path / "run"
     config = tiny_config(tiny_llama_dir, corpus_dir, steps=4, eval_every=0, checkpoint_every=2)
     with pytest.raises(Interrupted, match=r"interrupted at step 2; the checkpoint of step 2 in .* is intact: --resume continues it$"):
         fit(config, run)
     assert json.loads((run / "checkpoint" / "state.json").read_text())["step"] == 2
+
+
+def test_ctrl_c_in_the_final_checkpoint_leaves_a_run_that_resume_finishes(tiny_llama_dir, corpus_dir, tmp_path, monkeypatch):
+    """The summary marks a run finished, so it is written after the final checkpoint: interrupted there, the run
+    has no summary yet and --resume finishes it (the summary first would have made resume say there is nothing to do)."""
+    final_saves = []
+    _interrupt_after_checkpoint(monkeypatch, lambda step: step == 4 and len(final_saves.append(step) or final_saves) == 2)
+    run = tmp_path / "run"
+    config = tiny_config(tiny_llama_dir, corpus_dir, steps=4, eval_every=0, checkpoint_every=2)
+    with pytest.raises(Interrupted, match=r"the checkpoint of step 4 in .* is intact: --resume continues it$"):
+        fit(config, run)
+    assert not (run / "summary.json").exists()
+    monkeypatch.undo()
+    assert fit(None, run, resume=True).summary["steps"] == 4
+    assert (run / "summary.json").is_file()
