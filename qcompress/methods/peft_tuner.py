@@ -23,7 +23,7 @@ from transformers.pytorch_utils import Conv1D
 
 from qcompress.config import StrictModel
 from qcompress.errors import InputError
-from qcompress.methods.base import Method
+from qcompress.methods.base import AdaptedModel, Method
 from qcompress.methods.lora import PeftAdapted
 from qcompress.methods.peft_lora import lora_budget
 from qcompress.methods.run_config import RunConfig
@@ -94,19 +94,19 @@ class PeftTunerMethod(Method):
             raise InputError(f"method {self.name!r} has no dropout (got --dropout {rate}): drop --dropout / adapter.dropout")
         return {}
 
-    def peft_model(self, model: PreTrainedModel, config: RunConfig) -> PeftModel:
-        """``model`` with the tuner attached under a forked RNG seeded with the run's seed, so a resume
-        (or a method generating the tuner's tensors, as the vera plugin's ``qpa-vera``) rebuilds the same adapter."""
+    def attach(self, model: PreTrainedModel, config: RunConfig) -> AdaptedModel:
         options = self.options(config.method_config)
         targets = tuner_targets(model, config.adapter.targets)
         tuner = self.peft_config_cls(
             target_modules=list(targets.shapes), fan_in_fan_out=targets.conv1d, task_type="CAUSAL_LM",
             **self.dropout(config.adapter.dropout), **self.tuner_kwargs(targets, options, config),
         )
+        budget = lora_budget(model, config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            return get_peft_model(model, tuner)
+            return self.adapted(get_peft_model(model, tuner), config, budget)
 
-    def attach(self, model: PreTrainedModel, config: RunConfig) -> PeftTunerAdapted:
-        budget = lora_budget(model, config)  # before the tuner wraps the model's layers
-        return PeftTunerAdapted(self.peft_model(model, config), budget)
+    def adapted(self, peft_model: PeftModel, config: RunConfig, lora_equivalent: int) -> AdaptedModel:
+        """The attached tuner as a method's model: here its own tensors trained; a subclass may generate them
+        instead (the vera plugin's ``qpa-vera``). Runs under the seeded RNG of :meth:`attach`."""
+        return PeftTunerAdapted(peft_model, lora_equivalent)

@@ -64,10 +64,14 @@ class QpaLoraAdapted(AdaptedModel):
         return {
             "trainable": sum(int(g.trainable_parameters()) for g in self.generated.generators),
             "adapter_weights": self.generated.n_weights(),
-            "lora_equivalent": dense_lora_weights(self.model),
+            "lora_equivalent": self.lora_equivalent(),
             "qubits": max(g.n_qubits for g in self.generated.generators),
             "generators": len(self.generated.generators),
         }
+
+    def lora_equivalent(self) -> int:
+        """What LoRA stores for the adapted layers (the adapter's own A and B here), for the fraction-of-LoRA figure."""
+        return dense_lora_weights(self.model)
 
     def collapse(self) -> Collapsed:
         self.generated.release()

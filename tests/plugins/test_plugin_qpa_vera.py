@@ -16,16 +16,22 @@ import torch
 
 from collapse_check import assert_collapse_matches_unmerged
 from fit_helpers import tiny_cli_flags, tiny_config
+from fs_helpers import error_line
 from qcompress.methods import get_method
 from qcompress.models import load_model
 from qcompress.training.fit import fit
 
 pytestmark = pytest.mark.skipif(
-    "qpa-vera" not in {ep.name for ep in entry_points(group="qcompress.methods")},
+    "vera" not in {ep.name for ep in entry_points(group="qcompress.methods")},
     reason="plugin not installed: pip install -e plugins/qcompress-vera",
 )
 
 OPTIONS = {"projection_rank": 8, "d_initial": 0.5}
+
+
+def test_the_plugin_registers_it_beside_vera():
+    (entry,) = [ep for ep in entry_points(group="qcompress.methods") if ep.name == "qpa-vera"]
+    assert entry.value == "qcompress_vera:QpaVeraMethod"
 
 
 def _attach(model_dir, corpus_dir, **overrides):
@@ -64,7 +70,9 @@ def test_starts_where_vera_starts_and_trains_only_the_generator(tiny_gpt2_dir, t
     assert {id(p) for p in adapted.model.parameters() if p.requires_grad} == {id(p) for p in trainable}
     counts = adapted.counts()
     assert counts["trainable"] == generator.trainable_parameters() == sum(p.numel() for p in trainable)
-    assert counts["adapter_weights"] == sum(v.numel() for v in vectors.values())
+    vera = get_method("vera").attach(load_model(str(model_dir)).model, tiny_config(model_dir, corpus_dir, method="vera", method_config=OPTIONS))
+    assert counts["adapter_weights"] == vera.counts()["trainable"]  # it writes exactly what VeRA trains
+    assert counts["lora_equivalent"] == vera.counts()["lora_equivalent"]
     adapted.model.train()
     adapted.model(input_ids=ids, labels=ids).loss.backward()
     assert generator.angles.grad is not None and generator.angles.grad.abs().sum() > 0  # b's gradient reaches the circuit
@@ -120,3 +128,21 @@ def test_fit_and_export_with_its_ablation_at_the_same_count(run_cli, tiny_llama_
     assert exported.exit_code == 0, exported.stderr
     manifest = json.loads((tmp_path / "artifact" / "manifest.json").read_text())
     assert manifest["method"] == "qpa-vera" and max(manifest["formats"]["onnx"]["parity"]["max_abs_diff"].values()) <= 1e-4
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--no-zero-init"], "qpa-vera always starts where VeRA does (b = 0, so dW = 0): drop --no-zero-init"),
+    (["--set", "projection_rank=0"], "invalid method_config of 'qpa-vera': projection_rank"),
+])
+def test_what_it_cannot_honour_is_refused_in_one_line(run_cli, tiny_llama_dir, corpus_dir, tmp_path, flags, message):
+    result = run_cli("fit", *tiny_cli_flags(tiny_llama_dir, corpus_dir), "--method", "qpa-vera", *flags, "--out", tmp_path / "run")
+    assert result.exit_code == 2
+    assert message in error_line(result.stderr)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_factors_layout_is_refused(tiny_llama_dir, corpus_dir):
+    from qcompress.errors import InputError
+
+    with pytest.raises(InputError, match="no rank-one factors to lay out: drop layout: factors"):
+        _attach(tiny_llama_dir, corpus_dir, **{"qpa.layout": "factors"})

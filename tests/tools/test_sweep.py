@@ -167,7 +167,9 @@ def test_the_generator_of_veras_vectors_trains_half_veras_parameters(variant):
         "qpa.n_mlp": int(flags[flags.index("--n-mlp") + 1]),
         "qpa.backend": "classical" if "--backend" in flags else "quimb",
     })
-    vectors = sum(256 + out_features for out_features in (576, 192) * 30)
-    assert vectors == 38_400
+    VeraOptions = pytest.importorskip("qcompress_vera", reason="plugin not installed: pip install -e plugins/qcompress-vera").VeraOptions
+
+    vectors = sum(VeraOptions().projection_rank + out_features for out_features in (576, 192) * 30)
+    assert vectors == 38_400  # VeRA's default rank 256, as the sweep's vera row
     assert QPAGenerator(vectors, config.qpa).trainable_parameters() == 19_558
     assert sweep.ABLATIONS["qpa-vera-20k"] == "classical-vera-20k"

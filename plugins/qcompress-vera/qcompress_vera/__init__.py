@@ -24,11 +24,11 @@ from typing import Any
 import torch
 from peft import PeftModel, VeraConfig
 from pydantic import Field
-from transformers import PreTrainedModel
 
 from qcompress.config import MAX_SEED, StrictModel
+from qcompress.errors import InputError
 from qcompress.methods.generated import TensorSlot
-from qcompress.methods.peft_lora import ADAPTER, lora_budget
+from qcompress.methods.peft_lora import ADAPTER
 from qcompress.methods.peft_tuner import PeftTunerMethod, TunerTargets
 from qcompress.methods.qpa_lora import QpaLoraAdapted
 from qcompress.methods.run_config import RunConfig
@@ -65,21 +65,25 @@ class QpaVeraAdapted(QpaLoraAdapted):
     change) of every layer, in module order, from the generator(s) ``adapter.generator_scope`` asks for."""
 
     def __init__(self, peft_model: PeftModel, config: RunConfig, lora_equivalent: int):
-        self.lora_equivalent = lora_equivalent
+        # refused rather than ignored: VeRA's vectors are no rank-one factors, and b must start at 0 for dW = 0
+        if config.qpa.layout != "flat":
+            raise InputError(f"qpa-vera generates VeRA's vectors, which have no rank-one factors to lay out: drop layout: {config.qpa.layout}")
+        if not config.adapter.zero_init:
+            raise InputError("qpa-vera always starts where VeRA does (b = 0, so dW = 0): drop --no-zero-init / adapter.zero_init: false")
+        self._lora_equivalent = lora_equivalent
         super().__init__(peft_model, config)
 
     def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
         return [(name, module) for name, module in model.named_modules() if ADAPTER in getattr(module, "vera_lambda_d", {})]
 
     def layer_slots(self, name: str, layer: torch.nn.Module, config: RunConfig) -> list[TensorSlot]:
-        # both always start where VeRA does, whatever adapter.zero_init says: b at 0 (so dW = 0), d at d_initial
         return [
             TensorSlot(f"{name}.lambda_d", layer.vera_lambda_d, attr=ADAPTER, zero_at_start=True, residual=True),
             TensorSlot(f"{name}.lambda_b", layer.vera_lambda_b, attr=ADAPTER, zero_at_start=True),
         ]
 
-    def counts(self) -> dict[str, int]:
-        return {**super().counts(), "lora_equivalent": self.lora_equivalent}
+    def lora_equivalent(self) -> int:
+        return self._lora_equivalent
 
 
 class QpaVeraMethod(VeraMethod):
@@ -89,6 +93,5 @@ class QpaVeraMethod(VeraMethod):
     default_lr = 3e-3  # qpa-lora's; the fair sweep tunes it on validation like every other rate
     state_file = "generator.safetensors"
 
-    def attach(self, model: PreTrainedModel, config: RunConfig) -> QpaVeraAdapted:
-        budget = lora_budget(model, config)  # before the tuner wraps the model's layers
-        return QpaVeraAdapted(self.peft_model(model, config), config, budget)
+    def adapted(self, peft_model: PeftModel, config: RunConfig, lora_equivalent: int) -> QpaVeraAdapted:
+        return QpaVeraAdapted(peft_model, config, lora_equivalent)
