@@ -41,3 +41,14 @@ def tiny_cli_flags(model_dir: Path, corpus_dir: Path) -> list[str]:
         "--eval-tokens", "256", "--eval-seq-len", "64", "--eval-stride", "32",
         "--threads", "1",
     ]
+
+
+def assert_resume_reaches_the_straight_run(config, tmp_path: Path, state_file: str) -> None:
+    """A fit stopped at step 2 and resumed ends byte for byte where the same fit run straight through ends."""
+    from qcompress.training.fit import fit
+
+    fit(config, tmp_path / "straight")
+    assert fit(config, tmp_path / "resumed", stop_after=2).summary == {"stopped_at": 2}
+    fit(None, tmp_path / "resumed", resume=True)
+    for name in (state_file, "checkpoint/trainable.safetensors", "checkpoint/state.safetensors"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name

@@ -14,12 +14,11 @@ import pytest
 import torch
 
 from collapse_check import assert_collapse_matches_unmerged
-from fit_helpers import tiny_cli_flags, tiny_config
+from fit_helpers import assert_resume_reaches_the_straight_run, tiny_cli_flags, tiny_config
 from fs_helpers import error_line
 from qcompress.methods import get_method
 from qcompress.methods.peft_lora import lora_budget
 from qcompress.models import load_model
-from qcompress.training.fit import fit
 
 #: options small enough for the tiny models (their smallest layer, Llama's v_proj, is 32 -> 16)
 TINY_OPTIONS = {
@@ -113,11 +112,7 @@ def test_ia3_feedforward_scales_inputs_and_merges(tiny_gpt2_dir, tiny_llama_dir,
 def test_resume_reaches_the_uninterrupted_state(tiny_llama_dir, corpus_dir, tmp_path, method):
     config = tiny_config(tiny_llama_dir, corpus_dir, method=method, method_config=TINY_OPTIONS[method],
                          steps=4, eval_every=0, checkpoint_every=2)
-    fit(config, tmp_path / "straight")
-    assert fit(config, tmp_path / "resumed", stop_after=2).summary == {"stopped_at": 2}
-    fit(None, tmp_path / "resumed", resume=True)
-    for name in ("adapter.safetensors", "checkpoint/trainable.safetensors", "checkpoint/state.safetensors"):
-        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+    assert_resume_reaches_the_straight_run(config, tmp_path, "adapter.safetensors")
 
 
 #: each method exported from one tiny model by default and from the other under ``slow`` (an ONNX

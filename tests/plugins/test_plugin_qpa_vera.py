@@ -15,11 +15,10 @@ import pytest
 import torch
 
 from collapse_check import assert_collapse_matches_unmerged
-from fit_helpers import tiny_cli_flags, tiny_config
+from fit_helpers import assert_resume_reaches_the_straight_run, tiny_cli_flags, tiny_config
 from fs_helpers import error_line
 from qcompress.methods import get_method
 from qcompress.models import load_model
-from qcompress.training.fit import fit
 
 pytestmark = pytest.mark.skipif(
     "vera" not in {ep.name for ep in entry_points(group="qcompress.methods")},
@@ -108,11 +107,7 @@ def test_state_round_trips_and_collapse_is_vera_s_merge(tiny_gpt2_dir, corpus_di
 def test_resume_reaches_the_uninterrupted_state(tiny_llama_dir, corpus_dir, tmp_path):
     config = tiny_config(tiny_llama_dir, corpus_dir, method="qpa-vera", method_config=OPTIONS,
                          steps=4, eval_every=0, checkpoint_every=2)
-    fit(config, tmp_path / "straight")
-    assert fit(config, tmp_path / "resumed", stop_after=2).summary == {"stopped_at": 2}
-    fit(None, tmp_path / "resumed", resume=True)
-    for name in ("generator.safetensors", "checkpoint/trainable.safetensors", "checkpoint/state.safetensors"):
-        assert (tmp_path / "resumed" / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
+    assert_resume_reaches_the_straight_run(config, tmp_path, "generator.safetensors")
 
 
 def test_fit_and_export_with_its_ablation_at_the_same_count(run_cli, tiny_llama_dir, corpus_dir, tmp_path):
