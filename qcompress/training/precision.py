@@ -57,14 +57,18 @@ class Precision:
         """Cast the frozen base to :attr:`base_dtype` and keep every trained tensor in float32.
 
         Frozen tensors are cast one by one (not ``model.to(dtype)``) so that no trained tensor
-        and no circuit constant (complex or float64 buffers of a simulator) changes dtype.
+        and no circuit constant (complex or float64 buffers of a simulator) changes dtype. The
+        stored tensors under a generated adapter tensor (``parametrizations.*.original``) stay in
+        float32 too: a residual one is the adapter's start (DoRA's magnitude, VeRA's d), and in
+        bf16 the fit would train around a rounded start that the float32 export does not have.
         """
         if self.base_dtype == torch.float32:
             return
         trained = {id(parameter) for parameter in trainable}
         with torch.no_grad():
-            for parameter in model.parameters():
-                if id(parameter) not in trained and parameter.dtype == torch.float32:
+            for name, parameter in model.named_parameters():
+                adapter_start = ".parametrizations." in f".{name}" and name.endswith(".original")
+                if id(parameter) not in trained and parameter.dtype == torch.float32 and not adapter_start:
                     parameter.data = parameter.data.to(self.base_dtype)
             for parameter in trainable:
                 if parameter.dtype in (torch.float16, torch.bfloat16):

@@ -26,8 +26,8 @@ def test_bf16_stores_the_frozen_base_in_bf16_and_keeps_trained_tensors_and_circu
     precision = Precision("bf16", CPU)
     precision.prepare(adapted.model, params)
     trained = {id(p) for p in params}
-    frozen = [p for p in adapted.model.parameters() if id(p) not in trained]
-    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)
+    frozen = [p for name, p in adapted.model.named_parameters() if id(p) not in trained and not name.endswith(".original")]
+    assert frozen and all(p.dtype == torch.bfloat16 for p in frozen)  # the generated tensors' stored starts: see below
     assert all(p.dtype == torch.float32 for p in params)
     assert {name: b.dtype for name, b in adapted.generated.named_buffers()} == circuit_buffers
     with precision.autocast():
@@ -35,6 +35,19 @@ def test_bf16_stores_the_frozen_base_in_bf16_and_keeps_trained_tensors_and_circu
         logits = adapted.model(input_ids=torch.zeros(1, 8, dtype=torch.long)).logits
     assert generated.dtype == torch.float32  # the generator ran with autocast off
     assert logits.dtype == torch.bfloat16
+
+
+def test_bf16_keeps_a_generated_tensor_s_stored_start_in_float32(tiny_llama_dir, corpus_dir):
+    """qpa-dora's magnitude is its stored start (the base weights' norms) plus the generated change:
+    rounded to bf16, the fit would train around a start the float32 export does not have."""
+    config = tiny_config(tiny_llama_dir, corpus_dir, method="qpa-dora")
+    adapted = get_method("qpa-dora").attach(load_model(str(tiny_llama_dir)).model, config)
+    starts = {name: p.detach().clone() for name, p in adapted.model.named_parameters() if name.endswith(".original")}
+    assert any("magnitude" in name for name in starts)
+    Precision("bf16", CPU).prepare(adapted.model, adapted.trainable_parameters())
+    after = dict(adapted.model.named_parameters())
+    assert all(after[name].dtype == torch.float32 and torch.equal(after[name], start) for name, start in starts.items())
+    assert any(p.dtype == torch.bfloat16 for name, p in after.items() if "base_layer" in name)
 
 
 def test_fp32_changes_nothing(tiny_gpt2_dir, corpus_dir):
