@@ -49,10 +49,14 @@ MAX_QUBITS = 24
 MAX_DEPTH = 1024
 
 
+#: the paper's chunk size; also always allowed where the adapter has fewer weights (one chunk, part unread)
+DEFAULT_N_MLP = 2048
+
+
 class QPAGeneratorConfig(StrictModel):
     """Shape of the generator; defaults are the QPA paper's settings for LoRA-sized targets."""
 
-    n_mlp: int = Field(2048, ge=1, description="weights produced per basis state (chunk size)")
+    n_mlp: int = Field(DEFAULT_N_MLP, ge=1, description="weights produced per basis state (chunk size)")
     depth: int = Field(8, ge=1, le=MAX_DEPTH, description="circuit blocks L")
     hidden: tuple[Annotated[int, Field(ge=1)], ...] = Field((32, 64, 128, 128, 64, 32), description="mapping MLP widths")
     activation: str = Field("none", description="between MLP layers: " + "|".join(ACTIVATIONS))
@@ -93,6 +97,11 @@ def qubits_for(n_weights: int, n_mlp: int) -> tuple[int, int]:
         raise InputError(f"the generator must produce at least 1 weight, got n_weights={n_weights}")
     if n_mlp < 1:
         raise InputError(f"n_mlp must be >= 1, got {n_mlp}")
+    if n_mlp > max(n_weights, DEFAULT_N_MLP):  # bounds the MLP's last layer (and its memory) by the adapter's size
+        raise InputError(
+            f"n_mlp={n_mlp:,} is more than the {n_weights:,} weights the generator writes (the mapping MLP would "
+            f"compute outputs no tensor reads): use --n-mlp {max(n_weights, DEFAULT_N_MLP):,} or less"
+        )
     n_chunks = math.ceil(n_weights / n_mlp)
     n_qubits = max(1, math.ceil(math.log2(n_chunks)))
     if n_qubits > MAX_QUBITS:
