@@ -82,12 +82,13 @@ def check_out_dir(out_dir: Path, force: bool, source: Path | None = None) -> Non
         raise InputError(f"--out {out_dir} is a file, not an artifact directory: choose another --out")
     if not out_dir.is_dir() or not any(out_dir.iterdir()):
         return
+    if not is_artifact_dir(out_dir):  # --force would be refused too: do not suggest it
+        raise InputError(
+            f"{'refusing to --force over' if force else '--out'} {out_dir}: it is not empty and not a qcompress artifact "
+            f"(no qcompress {MANIFEST}); choose another --out"
+        )
     if not force:
         raise InputError(f"{out_dir} already exists; pass --force to replace it or choose another --out")
-    if not is_artifact_dir(out_dir):
-        raise InputError(
-            f"refusing to --force over {out_dir}: it is not a qcompress artifact (no qcompress {MANIFEST}); choose another --out"
-        )
 
 
 def export_artifact(

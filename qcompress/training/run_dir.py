@@ -105,11 +105,14 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     write_atomic(path, lambda tmp: save_file(cpu, str(tmp), metadata=stamped))
 
 
-def load_tensors(path: Path, fix: str = "re-run qcompress fit") -> dict[str, torch.Tensor]:
+def load_tensors(path: Path, fix: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of ``path``, checked against the content hash in its header (files written
-    before qcompress stored one are accepted as they are)."""
+    before qcompress stored one are accepted as they are). ``fix``: the advice when it is lost or
+    damaged; by default a run's state file's, which its checkpoint (kept after the run) rebuilds."""
+    if fix is None:
+        fix = f"qcompress fit --resume --out {path.parent} rebuilds it from the run's checkpoint; without one, re-run qcompress fit"
     if not path.is_file():
-        raise InputError(f"{path} is missing: the run is incomplete; {fix} (or --resume it)")
+        raise InputError(f"{path} is missing: the run is incomplete; {fix}")
     try:
         tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as handle:

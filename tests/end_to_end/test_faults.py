@@ -302,11 +302,12 @@ def test_a_gpt2_fit_and_eval_print_no_foreign_log_lines(tiny_gpt2_dir, corpus_di
 
 
 def test_resume_of_a_complete_run_that_lost_its_trained_state_rewrites_it(run_cli, finished_run, tmp_path):
-    """The advice "re-run qcompress fit (or --resume it)" for a missing state file must work."""
+    """The advice for a missing state file ("qcompress fit --resume --out RUN rebuilds it") must work."""
     run = Path(shutil.copytree(finished_run, tmp_path / "run"))
     kept = (run / "generator.safetensors").read_bytes()
     (run / "generator.safetensors").unlink()
-    assert run_cli("verify", run).exit_code == 2
+    verified = run_cli("verify", run)
+    assert verified.exit_code == 2 and f"qcompress fit --resume --out {run} rebuilds it" in error_line(verified.stderr)
     resumed = run_cli("fit", "--resume", "--out", run)
     assert resumed.exit_code == 0, resumed.stderr
     assert (run / "generator.safetensors").read_bytes() == kept

@@ -60,6 +60,8 @@ def test_export_force_replaces_nothing_but_an_artifact(run_cli, tiny_run, tiny_l
         assert result.exit_code == 2, what
         assert str(target.name) in error_line(result.stderr), what
         assert snapshot(target) == before, what
+        unforced = run_cli("export", tiny_llama_dir, "--out", target)  # nor is --force suggested for it
+        assert unforced.exit_code == 2 and "pass --force" not in error_line(unforced.stderr), what
     assert leftovers(tmp_path) == []
 
 
