@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option(None, help="torch device: auto (default: a GPU when present, else CPU), cpu, cuda, cuda:N, mps."),
         precision: str = typer.Option(None, help="Base model's compute precision: fp32 (default), bf16 (bfloat16 base weights + autocast), fp16 (autocast + loss scaling). Circuits, generators and trained tensors stay float32."),
         gradient_checkpointing: bool = typer.Option(None, "--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: less memory, ~30% more time (default off)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (from step 0 if it has none)."),
+        resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last checkpoint (from step 0 if it has none), with its recorded config; only --threads and --device may change."),
         force: bool = typer.Option(False, "--force", help="Replace the run in --out (only a qcompress run, and only once the new one is complete)."),
         ignore_model_mismatch: bool = ignore_model_mismatch_option("With --resume: train"),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON on stdout."),
@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         (--batch-size is the global batch; rank 0 writes the run)."""
         from qcompress.errors import InputError
         from qcompress.training.config import build_fit_config
-        from qcompress.training.fit import fit
+        from qcompress.training.fit import RESUME_PLACEMENT, fit
         from qcompress.training.run_dir import read_header
 
         overrides = config_overrides({
@@ -78,11 +78,15 @@ def register(app: typer.Typer) -> None:
                         for key, value in overrides.items() if value is not None})
         if resume:
             read_header(out)  # a missing or broken run first: dropping flags would not help with that
-            if config_file or given:
+            # where the run continues (another machine, a GPU) is the resume's choice; what it trains is the run's
+            placement = {key: overrides[key] for key in RESUME_PLACEMENT if overrides[key] is not None}
+            what = [flag for flag in given if flag not in RESUME_PLACEMENT]
+            if config_file or what:
                 raise InputError(
-                    f"--resume continues {out} with its recorded config; drop --{' --'.join(given) or 'config'}"
+                    f"--resume continues {out} with its recorded config (only --threads and --device may change); "
+                    f"drop --{' --'.join(what) or 'config'}"
                 )
-            result = fit(None, out, resume=True, force=force, ignore_model_mismatch=ignore_model_mismatch)
+            result = fit(None, out, resume=True, force=force, ignore_model_mismatch=ignore_model_mismatch, placement=placement)
         else:
             result = fit(build_fit_config(config_file, overrides), out, force=force)
         summary = result.summary

@@ -9,6 +9,7 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,6 +82,10 @@ def tokenize_data(corpus: Corpus, config: FitConfig, tokenizer) -> tuple[torch.T
     return blocks, held_out
 
 
+#: the fields a resume may change: where the rest of the run runs, not what it trains
+RESUME_PLACEMENT = ("threads", "device")
+
+
 def _finished_summary(out: Path, config: FitConfig, run_sha256: str) -> dict | None:
     """The summary of a run whose checkpoint is at its last step, or None when there is work left
     (or its summary report no longer parses, in which case the last evaluation is simply redone)."""
@@ -135,10 +140,13 @@ def fit(
     force: bool = False,
     stop_after: int | None = None,
     ignore_model_mismatch: bool = False,
+    placement: dict[str, Any] | None = None,
 ) -> FitResult:
     """Train ``config.method`` on ``config.model`` and write the run directory ``out``.
 
-    With ``resume`` the config may be ``None`` (taken from the run). ``stop_after`` ends the loop
+    With ``resume`` the config may be ``None`` (taken from the run); ``placement`` then changes where
+    the rest runs (``threads``, ``device``: :data:`RESUME_PLACEMENT`), never what it trains: the run
+    keeps its recorded config and hash. ``stop_after`` ends the loop
     early after that step, with a checkpoint, as an interruption would. A ``force`` over an existing
     run trains in a staging directory and replaces the old run only once the new one is complete.
     Started by ``torchrun``/``accelerate launch``, every process trains a slice of each batch and
@@ -153,7 +161,7 @@ def fit(
         get_method_class(config.method).options(config.method_config)
     workspace = RunWorkspace.open(Path(out), resume=resume, force=force) if processes.main else RunWorkspace.follow(Path(out), resume)
     try:
-        return _fit(config, workspace, processes, stop_after, ignore_model_mismatch, load_model)
+        return _fit(config, workspace, processes, stop_after, ignore_model_mismatch, load_model, placement or {})
     except KeyboardInterrupt:
         raise Interrupted(workspace.interrupted_message()) from None
     finally:
@@ -185,12 +193,16 @@ def enable_gradient_checkpointing(model: torch.nn.Module) -> None:
 
 
 def _fit(
-    config: FitConfig | None, workspace: RunWorkspace, processes: Processes, stop_after: int | None, ignore_model_mismatch: bool, load_model
+    config: FitConfig | None, workspace: RunWorkspace, processes: Processes, stop_after: int | None, ignore_model_mismatch: bool,
+    load_model, placement: dict[str, Any],
 ) -> FitResult:
     out = workspace.out
     header = read_header(out) if workspace.resume else None
     if header is not None:
         config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
+        config = validated(FitConfig, config.model_dump() | placement, "--threads / --device")
+        if "device" in placement:  # a device asked for is checked even where the run turns out complete
+            resolve_device(config.device)
     if config is None:
         raise InputError("a fit needs a config (or --resume of an existing run)")
     finished = _finished_summary(out, config, header["config_sha256"]) if header is not None else None

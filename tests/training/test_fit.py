@@ -127,8 +127,23 @@ def test_cli_empty_corpus_and_conflicting_flags(run_cli, tiny_gpt2_dir, corpus_d
     result = run_cli("fit", "--resume", "--rank", "4", "--out", tmp_path / "run")
     assert result.exit_code == 2 and "not found" in result.stderr  # no run there: dropping flags would not help
     assert run_cli("fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--out", tmp_path / "run").exit_code == 0
-    result = run_cli("fit", "--resume", "--rank", "4", "--out", tmp_path / "run")
-    assert result.exit_code == 2 and "--resume continues" in result.stderr
+    result = run_cli("fit", "--resume", "--rank", "4", "--threads", "1", "--out", tmp_path / "run")
+    assert result.exit_code == 2 and "only --threads and --device may change); drop --rank" in result.stderr
+
+
+def test_a_resume_may_move_the_run_but_not_change_it(run_cli, tiny_gpt2_dir, corpus_dir, tmp_path):
+    """--threads and --device say where the rest of a run trains (another machine, a GPU): a resume takes them,
+    keeps the recorded config and hash, and finishes the run."""
+    from qcompress.training.run_dir import HEADER
+
+    run = tmp_path / "run"
+    fit(tiny_config(tiny_gpt2_dir, corpus_dir, method="lora"), run, stop_after=4)
+    header = (run / HEADER).read_bytes()
+    result = run_cli("fit", "--resume", "--threads", "2", "--device", "cpu", "--out", run, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["steps"] == 8 and (run / HEADER).read_bytes() == header
+    bad = run_cli("fit", "--resume", "--device", "tpu9", "--out", run)
+    assert bad.exit_code == 2 and "--device" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
 def test_corrupt_or_foreign_run_dir_is_rejected(run_cli, tiny_gpt2_dir, tiny_llama_dir, corpus_dir, tmp_path):
