@@ -7,11 +7,18 @@ Nothing here reads outside the repository or the network.
 from __future__ import annotations
 
 import random
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The interrupt tests send Ctrl-C to this process and to the CLI processes it starts. A shell starts a
+# background job (`make test &`, nohup) with SIGINT ignored, which every child inherits and Python then
+# leaves ignored: those tests would fail for the shell's reason, not the code's. Python's own handler here
+# makes children start with the default again (a handled signal is reset on exec).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 WORDS = (
     "the a of and to in was her she he it that his had with for not as you be at him but on "
