@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         alpha: float = typer.Option(None, help="LoRA alpha (default 2r)."),
         dropout: float = typer.Option(None, help="LoRA dropout (default 0)."),
         targets: str = typer.Option(None, help="Comma-separated module names, or one regex (default per architecture)."),
-        n_mlp: int = typer.Option(None, "--n-mlp", help="QPA: weights per basis state (mapping-MLP output size, default 2048; at most the adapter's weights or 2048)."),
+        n_mlp: int = typer.Option(None, "--n-mlp", help="QPA: weights per basis state (mapping-MLP output size, default 2048; at most each generator's weights or 2048)."),
         depth: int = typer.Option(None, help="QPA: circuit blocks L (default 8)."),
         backend: str = typer.Option(None, help="QPA: circuit simulator, 'quimb' (default, differentiable)."),
         zero_init: bool = typer.Option(None, "--zero-init/--no-zero-init", help="QPA: start at dW = 0 (default on)."),

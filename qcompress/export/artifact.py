@@ -181,5 +181,5 @@ def _publish_new(staging: Path, out_dir: Path) -> None:
     try:
         rename_into_place(staging, out_dir)
     except FileExistsError:
-        raise InputError(f"{out_dir} was created by another process while this export ran: nothing was replaced; "
-                         "choose another --out, or --force to replace it") from None
+        hint = "choose another --out, or --force to replace it" if is_artifact_dir(out_dir) else "choose another --out"
+        raise InputError(f"{out_dir} was created by another process while this export ran: nothing was replaced; {hint}") from None

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from qcompress.atomic import paths_overlap, write_json_atomic, write_text_atomic
-from qcompress.config import validated
+from qcompress.config import one_line, validated
 from qcompress.console import note
 from qcompress.data import Corpus, load_corpus
 from qcompress.errors import CheckFailed, InputError, Interrupted
@@ -154,6 +155,8 @@ def fit(
     """
     from qcompress.models import load_model
 
+    if placement and (not resume or set(placement) - set(RESUME_PLACEMENT)):
+        raise ValueError(f"placement {sorted(placement)} is for a resume, and only of {RESUME_PLACEMENT}")
     processes = Processes.from_environment()
     if config is not None:
         check_out_beside_inputs(Path(out), config)
@@ -200,7 +203,11 @@ def _fit(
     header = read_header(out) if workspace.resume else None
     if header is not None:
         config = validated(FitConfig, header["config"], f"config in {out / HEADER}")
-        config = validated(FitConfig, config.model_dump() | placement, "--threads / --device")
+        for key, value in placement.items():  # checked by the config's own validators (validate_assignment)
+            try:
+                setattr(config, key, value)
+            except ValidationError as error:
+                raise InputError(one_line(error, f"--{key}")) from None
         if "device" in placement:  # a device asked for is checked even where the run turns out complete
             resolve_device(config.device)
     if config is None:

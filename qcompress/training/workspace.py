@@ -80,10 +80,11 @@ class RunWorkspace:
         if resume:
             read_header(out)  # says precisely why it is not a run to continue
             remove_stale_leftovers(out)
+        elif occupied and not is_run_dir(out):  # neither --resume nor --force would be taken: do not suggest them
+            raise InputError(f"{'refusing to --force over' if force else '--out'} {out}: it is not empty and not a qcompress "
+                             "run directory (no run header); choose another --out")
         elif occupied and not force:
             raise InputError(f"{out} already exists and is not empty: choose another --out, add --resume, or --force")
-        elif occupied and not is_run_dir(out):
-            raise InputError(f"refusing to --force over {out}: it is not a qcompress run directory (no run header); choose another --out")
         remove_stale_siblings(out)
         workspace = cls(out, resume, replacing=occupied and not resume, existed_empty=out.is_dir() and not occupied)
         if out.is_dir():

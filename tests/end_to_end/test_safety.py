@@ -77,6 +77,7 @@ def test_fit_force_replaces_nothing_but_a_run(run_cli, tiny_gpt2_dir, corpus_dir
     user = tmp_path / "user-folder"
     user.mkdir()
     (user / "notes.txt").write_text("my notes")
+    before_user = snapshot(user)
     plain = tmp_path / "plain-file"
     plain.write_text("not a folder")
     for target in (user, plain):
@@ -84,6 +85,9 @@ def test_fit_force_replaces_nothing_but_a_run(run_cli, tiny_gpt2_dir, corpus_dir
         result = run_cli("fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--out", target, "--force")
         assert result.exit_code == 2 and target.name in error_line(result.stderr)
         assert snapshot(target) == before
+    unforced = run_cli("fit", *tiny_cli_flags(tiny_gpt2_dir, corpus_dir), "--out", user)  # --force is not suggested either
+    assert unforced.exit_code == 2 and "not a qcompress run directory" in error_line(unforced.stderr)
+    assert "--force" not in error_line(unforced.stderr) and snapshot(user) == before_user
     assert leftovers(tmp_path) == []
 
 

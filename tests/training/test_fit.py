@@ -137,11 +137,19 @@ def test_a_resume_may_move_the_run_but_not_change_it(run_cli, tiny_gpt2_dir, cor
     from qcompress.training.run_dir import HEADER
 
     run = tmp_path / "run"
-    fit(tiny_config(tiny_gpt2_dir, corpus_dir, method="lora"), run, stop_after=4)
+    fit(tiny_config(tiny_gpt2_dir, corpus_dir, method="lora", threads=1), run, stop_after=4)
     header = (run / HEADER).read_bytes()
-    result = run_cli("fit", "--resume", "--threads", "2", "--device", "cpu", "--out", run, "--json")
+    threads = torch.get_num_threads()
+    try:
+        result = run_cli("fit", "--resume", "--threads", "2", "--device", "cpu", "--out", run, "--json")
+        assert torch.get_num_threads() == 2  # in process: the resume set what it was given, not the recorded 1
+    finally:
+        torch.set_num_threads(threads)
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["steps"] == 8 and (run / HEADER).read_bytes() == header
+    summary = json.loads(result.stdout)
+    assert summary["steps"] == 8 and summary["device"] == "cpu" and (run / HEADER).read_bytes() == header
+    with pytest.raises(ValueError, match="only of"):
+        fit(None, run, resume=True, placement={"precision": "bf16"})
     bad = run_cli("fit", "--resume", "--device", "tpu9", "--out", run)
     assert bad.exit_code == 2 and "--device" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
