@@ -17,7 +17,7 @@ def assert_collapse_matches_unmerged(adapted, ids: torch.Tensor) -> torch.nn.Mod
     with torch.no_grad():
         unmerged = adapted.model(input_ids=ids).logits
     merged = adapted.collapse().model
-    assert not [n for n, _ in merged.named_parameters() if "lora" in n or "generat" in n]
+    assert not [n for n, _ in merged.named_parameters() if any(part in n for part in ("lora", "generat", "vera_"))]
     with torch.no_grad():
         torch.testing.assert_close(merged(input_ids=ids).logits, unmerged, atol=1e-10, rtol=0)
     return merged

@@ -136,8 +136,45 @@ def test_what_it_cannot_honour_is_refused_in_one_line(run_cli, tiny_llama_dir, c
     assert not (tmp_path / "run").exists()
 
 
-def test_the_factors_layout_is_refused(tiny_llama_dir, corpus_dir):
+def test_the_refusal_comes_before_peft_touches_the_model(tiny_llama_dir, corpus_dir):
     from qcompress.errors import InputError
 
-    with pytest.raises(InputError, match="no rank-one factors to lay out: drop layout: factors"):
-        _attach(tiny_llama_dir, corpus_dir, **{"qpa.layout": "factors"})
+    model = load_model(str(tiny_llama_dir)).model
+    config = tiny_config(tiny_llama_dir, corpus_dir, method="qpa-vera", method_config=OPTIONS, **{"adapter.zero_init": False})
+    with pytest.raises(InputError, match="drop --no-zero-init"):
+        get_method("qpa-vera").attach(model, config)
+    assert not [name for name, _ in model.named_modules() if "vera" in name]
+
+
+def test_the_factors_layout_gives_each_vector_whole_chunks(tiny_llama_dir, corpus_dir):
+    n_mlp = 5  # no vector's length is a multiple of it, so every vector ends in a padded chunk
+    adapted = _attach(tiny_llama_dir, corpus_dir, **{"qpa.layout": "factors", "qpa.n_mlp": n_mlp})
+    vectors = _vectors(adapted)
+    (generator,) = adapted.generated.generators
+    assert generator.n_weights == sum(-(-v.numel() // n_mlp) * n_mlp for v in vectors.values()) > adapted.generated.n_weights()
+    assert all(torch.equal(v, torch.full_like(v, OPTIONS["d_initial"] if key.endswith(".d") else 0.0)) for key, v in vectors.items())
+
+
+def test_collapse_writes_exactly_the_vectors_the_model_read(tiny_gpt2_dir, corpus_dir):
+    adapted = _attach(tiny_gpt2_dir, corpus_dir)
+    with torch.no_grad():
+        adapted.generated.generators[0].angles.add_(0.3)
+    adapted.generated.refresh()
+    read = _vectors(adapted)
+    adapted.generated.release()
+    released = _vectors(adapted)  # now PEFT's own plain vectors, what its merge and save read
+    assert not [name for name, _ in adapted.model.named_parameters() if "parametrizations" in name]
+    assert released.keys() == read.keys() and all(torch.equal(read[key], released[key]) for key in read)
+
+
+def test_a_state_trained_on_other_projections_is_refused(tiny_gpt2_dir, corpus_dir):
+    from qcompress.errors import InputError
+
+    state = _attach(tiny_gpt2_dir, corpus_dir).trainable_state()
+    other = tiny_config(tiny_gpt2_dir, corpus_dir, method="qpa-vera", method_config=OPTIONS | {"projection_seed": 1})
+    elsewhere = get_method("qpa-vera").attach(load_model(str(tiny_gpt2_dir)).model, other)
+    with pytest.raises(InputError, match="trained on other frozen projections"):
+        elsewhere.load_trainable_state(state)
+    with pytest.raises(InputError, match="no record of the frozen projections"):
+        elsewhere.load_trainable_state({key: value for key, value in state.items() if key != "vera_projections_sha256"})
+    _attach(tiny_gpt2_dir, corpus_dir).load_trainable_state(state)  # its own projections: loads

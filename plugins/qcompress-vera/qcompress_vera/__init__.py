@@ -19,6 +19,7 @@ collapses by the same PEFT merge.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -32,6 +33,10 @@ from qcompress.methods.peft_lora import ADAPTER
 from qcompress.methods.peft_tuner import PeftTunerMethod, TunerTargets
 from qcompress.methods.qpa_lora import QpaLoraAdapted
 from qcompress.methods.run_config import RunConfig
+
+
+#: the trainable state's record of the frozen projections the generator was trained on
+PROJECTIONS_KEY = "vera_projections_sha256"
 
 
 class VeraOptions(StrictModel):
@@ -62,15 +67,19 @@ class VeraMethod(PeftTunerMethod):
 
 class QpaVeraAdapted(QpaLoraAdapted):
     """VeRA's layers with their vectors generated: b (zero at start) and d (``d_initial`` plus the generated
-    change) of every layer, in module order, from the generator(s) ``adapter.generator_scope`` asks for."""
+    change) of every layer, in module order, from the generator(s) ``adapter.generator_scope`` asks for.
+
+    VeRA's vectors have no rank axis, so ``layout: factors`` gives each vector whole chunks of its own
+    (a chunk never straddles two vectors) instead of one chunk per factor.
+
+    The frozen projections are not saved with the generator: PEFT rebuilds them from
+    ``projection_seed``. The state carries their sha256 instead, and a state trained on other
+    projections (another seed, or a PEFT whose initialisation changed) is refused on load rather
+    than silently paired with these."""
 
     def __init__(self, peft_model: PeftModel, config: RunConfig, lora_equivalent: int):
-        # refused rather than ignored: VeRA's vectors are no rank-one factors, and b must start at 0 for dW = 0
-        if config.qpa.layout != "flat":
-            raise InputError(f"qpa-vera generates VeRA's vectors, which have no rank-one factors to lay out: drop layout: {config.qpa.layout}")
-        if not config.adapter.zero_init:
-            raise InputError("qpa-vera always starts where VeRA does (b = 0, so dW = 0): drop --no-zero-init / adapter.zero_init: false")
         self._lora_equivalent = lora_equivalent
+        self._projections = projections_sha256(peft_model)
         super().__init__(peft_model, config)
 
     def adapter_layers(self, model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
@@ -85,6 +94,30 @@ class QpaVeraAdapted(QpaLoraAdapted):
     def lora_equivalent(self) -> int:
         return self._lora_equivalent
 
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        return super().trainable_state() | {PROJECTIONS_KEY: self._projections}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        saved = state.get(PROJECTIONS_KEY)
+        if saved is None:
+            raise InputError("the saved qpa-vera generator has no record of the frozen projections it was trained on "
+                             f"({PROJECTIONS_KEY}; an earlier qcompress-vera wrote it): re-run qcompress fit")
+        if not torch.equal(saved, self._projections):
+            raise InputError(
+                "the saved qpa-vera generator was trained on other frozen projections than this run's "
+                "(another projection_seed or rank, or a PEFT version that initialises them differently): "
+                "use the run's own config and the PEFT it was trained with, or re-run qcompress fit"
+            )
+        super().load_trainable_state({key: value for key, value in state.items() if key != PROJECTIONS_KEY})
+
+
+def projections_sha256(peft_model: PeftModel) -> torch.Tensor:
+    """sha256 of VeRA's frozen projections (A then B, float32 bytes) as 32 uint8, built where PEFT builds them (CPU)."""
+    digest = hashlib.sha256()
+    for projections in (peft_model.base_model.vera_A, peft_model.base_model.vera_B):
+        digest.update(projections[ADAPTER].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return torch.frombuffer(bytearray(digest.digest()), dtype=torch.uint8)
+
 
 class QpaVeraMethod(VeraMethod):
     """VeRA whose vectors d and b come from a QPA generator (``--n-mlp``, ``--config``'s ``qpa`` section)."""
@@ -92,6 +125,12 @@ class QpaVeraMethod(VeraMethod):
     name = "qpa-vera"
     default_lr = 3e-3  # qpa-lora's; the fair sweep tunes it on validation like every other rate
     state_file = "generator.safetensors"
+
+    def tuner_kwargs(self, targets: TunerTargets, options: VeraOptions, config: RunConfig) -> dict[str, Any]:
+        # checked here, before PEFT rewrites the caller's model: b must start at 0 for dW = 0
+        if not config.adapter.zero_init:
+            raise InputError("qpa-vera always starts where VeRA does (b = 0, so dW = 0): drop --no-zero-init / adapter.zero_init: false")
+        return super().tuner_kwargs(targets, options, config)
 
     def adapted(self, peft_model: PeftModel, config: RunConfig, lora_equivalent: int) -> QpaVeraAdapted:
         return QpaVeraAdapted(peft_model, config, lora_equivalent)
