@@ -100,7 +100,7 @@ def qubits_for(n_weights: int, n_mlp: int) -> tuple[int, int]:
     if n_mlp > max(n_weights, DEFAULT_N_MLP):  # bounds the MLP's last layer (and its memory) by the adapter's size
         raise InputError(
             f"n_mlp={n_mlp:,} is more than the {n_weights:,} weights the generator writes (the mapping MLP would "
-            f"compute outputs no tensor reads): use --n-mlp {max(n_weights, DEFAULT_N_MLP):,} or less"
+            f"compute outputs no tensor reads): use --n-mlp {max(n_weights, DEFAULT_N_MLP)} or less"
         )
     n_chunks = math.ceil(n_weights / n_mlp)
     n_qubits = max(1, math.ceil(math.log2(n_chunks)))

@@ -21,7 +21,7 @@ def test_chunks_and_qubits(n_weights, n_mlp, expected):
 
 @pytest.mark.parametrize("n_mlp", [2049, 10**12])
 def test_a_chunk_longer_than_the_adapter_and_the_default_is_refused_before_anything_is_allocated(n_mlp):
-    with pytest.raises(InputError, match="more than the 2,000 weights the generator writes.*use --n-mlp 2,048 or less"):
+    with pytest.raises(InputError, match="more than the 2,000 weights the generator writes.*use --n-mlp 2048 or less"):
         QPAGenerator(2000, QPAGeneratorConfig(n_mlp=n_mlp))
     assert qubits_for(5000, 5000) == (1, 1)  # up to the whole adapter is a chunk size
 
