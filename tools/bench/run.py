@@ -5,6 +5,7 @@
     python tools/bench/run.py deploy                        # slow: exports the default model twice
     python tools/bench/run.py quality                       # long: 10 variants x 3 seeds x 100-step fits (hours)
     python tools/bench/run.py sweep --out tools/bench/results --jobs 2   # the fair sweep (days on 2 CPU cores, hours on a GPU)
+    python tools/bench/run.py sweep --out tools/bench/results --merge A/sweep.json B/sweep.json   # parts run apart, as one
 
 Suites: generator (QPA circuit simulators), train (s/step and peak RSS of lora, qpa-lora, qtha),
 deploy (ONNX Runtime vs merged PyTorch vs unmerged PEFT), quality (perplexity vs trainable
@@ -25,6 +26,7 @@ import deploy  # noqa: E402
 import generator  # noqa: E402
 import quality  # noqa: E402
 import sweep  # noqa: E402
+import sweep_merge  # noqa: E402
 import train  # noqa: E402
 from qcompress.training.device import resolve_device  # noqa: E402
 
@@ -62,14 +64,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     group.add_argument("--lr-grid", type=float, nargs="+", default=list(sweep.LR_GRID), help="sweep: learning rates tried for every variant")
     group.add_argument("--max-extensions", type=int, default=sweep.MAX_EXTENSIONS,
                        help="sweep: grid steps added past an edge when the best rate sits there")
-    group.add_argument("--sweep-variants", nargs="+", default=list(sweep.VARIANTS), choices=list(sweep.VARIANTS),
-                       help="sweep: variants to tune and report")
+    group.add_argument("--sweep-variants", nargs="+", choices=list(sweep.VARIANTS),
+                       help="sweep: variants to tune and report (default: all); with --merge, the rows to keep (default: all)")
     group.add_argument("--jobs", type=int, default=1, help="sweep: fits run in parallel (CPU cores are split between them)")
     group.add_argument("--train-data", default=sweep.TRAIN_DATA, help="sweep: training corpus; its held-out part is the validation split")
     group.add_argument("--test-data", default=sweep.TEST_DATA, help="sweep: the reported in-domain text (never used to choose)")
     group.add_argument("--ood-data", default=sweep.OOD_DATA, help="sweep: the out-of-domain text no fit trains on")
     group.add_argument("--report-only", action="store_true",
                        help="sweep: tabulate the fits finished so far, start none (an interim report of a long sweep)")
+    group.add_argument("--merge", type=Path, nargs="+", metavar="SWEEP_JSON",
+                       help="sweep: fit nothing; join these reports of sweeps run apart under one protocol (refused if "
+                            "model, seeds, grid, texts, flags, device or base figures differ) into --out")
     group = parser.add_argument_group("deploy (tools/bench_deploy.py)")
     group.add_argument("--new-tokens", type=int, default=48, help="greedy tokens generated per prompt")
     group.add_argument("--deploy-repeats", type=int, default=2, help="passes over the prompts per runner")
@@ -89,9 +94,12 @@ def main(argv: list[str] | None = None) -> None:
                       args.fit_args, args.methods, args.shapes, args.precision)
         elif suite == "deploy":
             deploy.run(args.out, args.model, args.new_tokens, args.deploy_repeats, args.threads, args.device, args.reuse)
+        elif suite == "sweep" and args.merge:
+            sweep_merge.run(args.out, args.merge, args.sweep_variants)
         elif suite == "sweep":
             sweep.run(sweep.Settings(
-                out=args.out, model=args.model, steps=args.sweep_steps, seeds=args.seeds, variants=args.sweep_variants,
+                out=args.out, model=args.model, steps=args.sweep_steps, seeds=args.seeds,
+                variants=args.sweep_variants or list(sweep.VARIANTS),
                 lr_grid=args.lr_grid, jobs=args.jobs, device=args.device, train_data=args.train_data, test_data=args.test_data,
                 ood_data=args.ood_data, fit_args=args.fit_args, max_extensions=args.max_extensions,
                 report_only=args.report_only))

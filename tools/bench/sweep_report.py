@@ -37,6 +37,9 @@ def render(payload: dict[str, Any]) -> str:
         f"perplexity at seed {s['seeds'][0]}, then run over every seed. Device: {s['device']}.\n\n"
         f"Base model: validation {base['validation']:.2f}, test {base['test']:.2f}, out of domain {base['ood']:.2f}.\n"
     ]
+    if s.get("merged_from"):
+        parts.append(f"\nJoined from {len(s['merged_from'])} sweeps run apart under this protocol (`run.py sweep --merge`): "
+                     f"{', '.join(s['merged_from'])}; each row's `source` in the JSON names its part.\n")
     if s.get("report_only"):
         parts.append("\n**Interim report** (`--report-only`): only the fits finished so far; a row whose lr grid or seeds "
                      f"fall short of the settings (grid {len(s['lr_grid'])} rates, {len(s['seeds'])} seeds) is incomplete.\n")
