@@ -7,6 +7,7 @@ one line that names the field and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -25,19 +26,39 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
-def one_line(error: ValidationError, what: str) -> str:
-    """Summarise a pydantic error as 'what: field: message; field: message'."""
-    parts = []
+#: how to fix a validation error: a fixed hint, or one built from the failing fields' dotted paths ("" for
+#: an error of the whole model), which lets a caller name the flag or file each field came from
+Fix = str | Callable[[list[str]], str | None] | None
+
+
+def one_line(error: ValidationError, what: str, fix: Fix = None) -> str:
+    """Summarise a pydantic error as 'invalid what: field: message (got value); field: ...: how to fix'."""
+    parts, fields = [], []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
         field = ".".join(str(p) for p in item["loc"])
-        parts.append(f"{field}: {message}" if field else message)
-    return f"invalid {what}: " + "; ".join(parts)
+        value = item.get("input")
+        shown = isinstance(value, bool | int | float | str) and not (isinstance(value, str) and repr(value) in message)
+        got = f" (got {value!r})" if field and shown else ""  # a message that already quotes the value is not repeated
+        parts.append(f"{field}: {message}{got}" if field else message)
+        fields.append(field)
+    advice = fix(fields) if callable(fix) else fix
+    return f"invalid {what}: " + "; ".join(parts) + (f": {advice}" if advice else "")
 
 
-def validated(cls: type[M], data: dict[str, Any], what: str | None = None) -> M:
-    """Build ``cls`` from ``data`` or raise a one-line :class:`InputError`."""
+def validated(cls: type[M], data: dict[str, Any], what: str | None = None, fix: Fix = None) -> M:
+    """Build ``cls`` from ``data`` or raise a one-line :class:`InputError` ending in ``fix``."""
     try:
         return cls.model_validate(data)
     except ValidationError as error:
-        raise InputError(one_line(error, what or cls.__name__)) from None
+        raise InputError(one_line(error, what or cls.__name__, fix)) from None
+
+
+def flag_fix(flags: Callable[[str], str | None]) -> Callable[[list[str]], str | None]:
+    """A :data:`Fix` naming the command-line flag of each failing field (``flags`` maps a field to its flag, or None)."""
+
+    def fix(fields: list[str]) -> str | None:
+        named = [flag for flag in dict.fromkeys(flags(field) for field in fields if field) if flag]
+        return f"change {', '.join(named)}" if named else None
+
+    return fix

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from qcompress.commands.options import config_overrides, ignore_model_mismatch_option, method_options_option
+from qcompress.commands.options import config_overrides, ignore_model_mismatch_option, method_options_option, override_flags
 
 
 def register(app: typer.Typer) -> None:
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         from qcompress.training.fit import RESUME_PLACEMENT, fit
         from qcompress.training.run_dir import read_header
 
-        overrides = config_overrides({
+        flags = {
             "model": model, "data": data, "eval_data": eval_data, "method": method, "rank": rank, "alpha": alpha,
             "dropout": dropout, "targets": targets, "zero_init": zero_init, "generator_scope": generator_scope,
             "dora_magnitude": dora_magnitude, "prefix_tokens": prefix_tokens, "n_mlp": n_mlp, "depth": depth,
@@ -73,7 +73,8 @@ def register(app: typer.Typer) -> None:
             "seed": seed, "eval_every": eval_every, "threads": threads, "device": device, "precision": precision,
             "gradient_checkpointing": gradient_checkpointing, "eval_tokens": eval_tokens,
             "eval_seq_len": eval_seq_len, "eval_stride": eval_stride,
-        }, method_options)
+        }
+        overrides = config_overrides(flags, method_options)
         given = sorted({"set" if key.startswith("method_config.") else key.split(".")[-1].replace("_", "-")
                         for key, value in overrides.items() if value is not None})
         if resume:
@@ -88,7 +89,7 @@ def register(app: typer.Typer) -> None:
                 )
             result = fit(None, out, resume=True, force=force, ignore_model_mismatch=ignore_model_mismatch, placement=placement)
         else:
-            result = fit(build_fit_config(config_file, overrides), out, force=force)
+            result = fit(build_fit_config(config_file, overrides, override_flags(flags)), out, force=force)
         summary = result.summary
         if summary is None:  # a rank other than 0 of torchrun / accelerate launch: rank 0 reports
             return

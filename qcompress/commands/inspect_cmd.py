@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import typer
 
-from qcompress.commands.options import config_overrides, method_options_option
+from qcompress.commands.options import config_overrides, method_options_option, override_flags
 from qcompress.config import MAX_SEED
 from qcompress.errors import InputError
 
@@ -95,13 +95,13 @@ def print_summary(info: dict[str, Any]) -> None:
         typer.echo(f"{name:<{width}}  {value}")
 
 
-def describe_method(config_file: Path | None, overrides: dict[str, Any], as_json: bool) -> None:
+def describe_method(config_file: Path | None, flags: dict[str, Any], method_options: list[str], as_json: bool) -> None:
     """Attach a method to its base model as ``fit`` would (same config rules) and print what it amounts to."""
     from qcompress.methods import get_method
     from qcompress.models import load_model
     from qcompress.training.config import build_fit_config
 
-    config = build_fit_config(config_file, overrides)
+    config = build_fit_config(config_file, config_overrides(flags, method_options), override_flags(flags))
     loaded = load_model(config.model)
     adapted = get_method(config.method).attach(loaded.model, config)
     counts = adapted.counts()
@@ -151,10 +151,10 @@ def register(app: typer.Typer) -> None:
         if method is not None:
             if weights is not None:
                 raise InputError("--weights describes a bare generator and --method an adapter on a model: give one of them")
-            describe_method(config_file, config_overrides({
+            describe_method(config_file, {
                 "method": method, "model": model, "rank": rank, "targets": targets, "n_mlp": n_mlp, "depth": depth,
                 "backend": backend, "qtha_inner": qtha_inner, "qtha_bond": qtha_bond, "qtha_layers": qtha_layers, "seed": seed,
-            }, method_options), as_json)
+            }, method_options, as_json)
             return
         if config_file is not None:
             raise InputError("--config describes a fit's options: add --method NAME to attach that method to a model")
@@ -165,13 +165,14 @@ def register(app: typer.Typer) -> None:
             )
         import torch
 
-        from qcompress.config import validated
+        from qcompress.config import flag_fix, validated
         from qcompress.generators.qpa import QPAGenerator, QPAGeneratorConfig
 
         given = {"n_mlp": n_mlp, "depth": depth, "hidden": None if hidden is None else parse_widths(hidden),
                  "activation": activation, "backend": backend, "ansatz": ansatz, "readout": readout, "seed": seed}
         # what is not given takes the generator config's own defaults, the ones fit uses
-        config = validated(QPAGeneratorConfig, {key: value for key, value in given.items() if value is not None}, "generator options")
+        config = validated(QPAGeneratorConfig, {key: value for key, value in given.items() if value is not None}, "generator options",
+                           flag_fix(lambda field: f"--{field.split('.')[0].replace('_', '-')}"))
         generator = QPAGenerator(weights, config)
         info = summary(generator)
         if timing:

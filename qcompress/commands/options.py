@@ -55,6 +55,11 @@ def config_overrides(flags: dict[str, Any], method_options: list[str] | None = N
     return overrides
 
 
+def override_flags(flags: dict[str, Any]) -> dict[str, str]:
+    """The flag behind each dotted override of :func:`config_overrides`, for errors that say what to change."""
+    return {CONFIG_KEYS.get(name, name): f"--{name.replace('_', '-')}" for name in flags}
+
+
 def method_options_option() -> Any:
     return typer.Option(
         None, "--set", metavar="KEY=VALUE",

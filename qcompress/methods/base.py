@@ -128,7 +128,8 @@ class Method(ABC):
                     "drop them (--set, --qtha-* flags, method_config:), or use the shared sections (adapter, qpa)"
                 )
             return None
-        return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}")
+        return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}",
+                         "fix it with --set KEY=VALUE, or under method_config: in the --config file")
 
     @abstractmethod
     def attach(self, model: PreTrainedModel, config: RunConfig) -> AdaptedModel:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
 
-from qcompress.config import MAX_SEED, StrictModel, validated
+from qcompress.config import MAX_SEED, StrictModel, flag_fix, validated
 from qcompress.errors import InputError
 from qcompress.generators.qpa import QPAGeneratorConfig
 from qcompress.methods.run_config import AdapterConfig
@@ -79,9 +80,11 @@ class FitConfig(StrictModel):
     @model_validator(mode="after")
     def _consistent(self) -> FitConfig:
         if None not in (self.eval_stride, self.eval_seq_len) and self.eval_stride > self.eval_seq_len:
-            raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len})")
+            raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len}) "
+                             "(the windows would skip tokens): lower --eval-stride or raise --eval-seq-len")
         if self.warmup_steps is not None and self.warmup_steps >= self.steps > 1:
-            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps})")
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps}): lower warmup_steps "
+                             "or raise --steps")
         return self
 
     @property
@@ -126,11 +129,13 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
-def build_fit_config(file: Path | None, overrides: dict[str, Any]) -> FitConfig:
+def build_fit_config(file: Path | None, overrides: dict[str, Any], flags: Mapping[str, str] | None = None) -> FitConfig:
     """YAML file (optional) with CLI overrides on top; ``None`` overrides are ignored.
 
     Overrides use dotted keys for nested sections (``adapter.rank``). ``seed`` also seeds the
     generator unless ``qpa.seed`` is given explicitly, so ``--seed`` changes the whole run.
+    ``flags`` names the command-line flag of each override, so an invalid value's error says which
+    flag to change, or that the key is in ``file``.
     """
     data = read_yaml(file) if file else {}
     for dotted, value in overrides.items():
@@ -145,4 +150,6 @@ def build_fit_config(file: Path | None, overrides: dict[str, Any]) -> FitConfig:
         data = _deep_update(data, node)
     if "seed" in data and "seed" not in data.get("qpa", {}):
         data = _deep_update(data, {"qpa": {"seed": data["seed"]}})
-    return validated(FitConfig, data, "fit config")
+    given = {key: flag for key, flag in (flags or {}).items() if overrides.get(key) is not None}
+    return validated(FitConfig, data, "fit config",
+                     flag_fix(lambda field: given.get(field) or (f"{field} in {file}" if file else None)))

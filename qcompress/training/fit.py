@@ -207,7 +207,7 @@ def _fit(
             try:
                 setattr(config, key, value)
             except ValidationError as error:
-                raise InputError(one_line(error, f"--{key}")) from None
+                raise InputError(one_line(error, f"--{key}", f"change --{key}")) from None
         if "device" in placement:  # a device asked for is checked even where the run turns out complete
             resolve_device(config.device)
     if config is None:

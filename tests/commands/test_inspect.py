@@ -63,6 +63,8 @@ def test_inspect_bad_inputs_are_one_line_errors(run_cli):
         (("--weights", "10", "--backend", "nope"), "unknown backend 'nope'"),
         (("--weights", "10", "--readout", "z+y"), "readout 'z+y' must join distinct bases"),
         (("--weights", "10", "--config", "x.yaml"), "--config describes a fit's options: add --method NAME"),
+        (("--weights", "10", "--n-mlp", "0"), "n_mlp: Input should be greater than or equal to 1 (got 0): change --n-mlp"),
+        (("--method", "lora", "--rank", "0"), "adapter.rank: Input should be greater than or equal to 1 (got 0): change --rank"),
     ]:
         result = run_cli("inspect", *args)
         assert result.exit_code == 2, args

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qcompress.commands.options import config_overrides
+from qcompress.commands.options import config_overrides, override_flags
 from qcompress.errors import InputError
 from qcompress.methods import get_method_class
 from qcompress.methods.qtha.config import QthaConfig
@@ -92,6 +92,27 @@ def test_the_identity_is_the_canonical_json_of_the_config():
 def test_inconsistent_settings_are_refused(overrides, message):
     with pytest.raises(InputError, match=message):
         build_fit_config(None, overrides)
+
+
+def test_an_invalid_value_names_the_value_and_the_flag_or_file_to_change(tmp_path):
+    """The one-line error ends in its fix: the flag that gave the value, or the key in the YAML file."""
+    file = write(tmp_path / "fit.yaml", "steps: 0\nadapter: {rank: -1}\n")
+    flags = {"lr": -2.0, "batch_size": None, "rank": None}
+    with pytest.raises(InputError) as refused:
+        build_fit_config(file, config_overrides(flags), override_flags(flags))
+    message = str(refused.value)
+    assert "lr: Input should be greater than 0 (got -2.0)" in message and "steps: Input should be" in message
+    assert message.endswith(f": change adapter.rank in {file}, steps in {file}, --lr")
+    flags = {"rank": 0}
+    with pytest.raises(InputError, match=r"adapter.rank: .* \(got 0\): change --rank$"):  # the flag, not the field's path
+        build_fit_config(None, config_overrides(flags), override_flags(flags))
+    with pytest.raises(InputError, match=r"\(got 'fp8'\)$"):  # no flags known: the value, and no made-up fix
+        build_fit_config(None, {"precision": "fp8"})
+
+
+def test_a_method_option_out_of_range_says_how_to_set_it():
+    with pytest.raises(InputError, match=r"bond: .* \(got 0\): fix it with --set KEY=VALUE, or under method_config:"):
+        get_method_class("qtha").options({"bond": 0})
 
 
 def test_warmup_defaults_to_a_tenth_of_the_steps():
