@@ -172,7 +172,7 @@ def register(app: typer.Typer) -> None:
                  "activation": activation, "backend": backend, "ansatz": ansatz, "readout": readout, "seed": seed}
         # what is not given takes the generator config's own defaults, the ones fit uses
         config = validated(QPAGeneratorConfig, {key: value for key, value in given.items() if value is not None}, "generator options",
-                           flag_fix(lambda field: f"--{field.split('.')[0].replace('_', '-')}"))
+                           flag_fix(lambda field: f"--{field.replace('_', '-')}" if field in given else None))
         generator = QPAGenerator(weights, config)
         info = summary(generator)
         if timing:

@@ -117,6 +117,8 @@ class Method(ABC):
     #: the method's own hyper-parameters (``method_config:`` in YAML, ``--set KEY=VALUE`` on the
     #: command line), validated by this class; ``None``: the method takes none beyond the shared sections
     config_cls: ClassVar[type[StrictModel] | None] = None
+    #: the end of the one-line error for an invalid option of :attr:`config_cls`: where the user sets it
+    options_fix: ClassVar[str] = "fix it with --set KEY=VALUE, or under method_config: in the --config file"
 
     @classmethod
     def options(cls, method_config: dict[str, Any]) -> StrictModel | None:
@@ -128,8 +130,7 @@ class Method(ABC):
                     "drop them (--set, --qtha-* flags, method_config:), or use the shared sections (adapter, qpa)"
                 )
             return None
-        return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}",
-                         "fix it with --set KEY=VALUE, or under method_config: in the --config file")
+        return validated(cls.config_cls, method_config, f"method_config of {cls.name!r}", cls.options_fix)
 
     @abstractmethod
     def attach(self, model: PreTrainedModel, config: RunConfig) -> AdaptedModel:

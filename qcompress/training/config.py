@@ -81,10 +81,10 @@ class FitConfig(StrictModel):
     def _consistent(self) -> FitConfig:
         if None not in (self.eval_stride, self.eval_seq_len) and self.eval_stride > self.eval_seq_len:
             raise ValueError(f"eval_stride ({self.eval_stride}) must not exceed eval_seq_len ({self.eval_seq_len}) "
-                             "(the windows would skip tokens): lower --eval-stride or raise --eval-seq-len")
+                             "(the windows would skip tokens): lower the stride or widen the window")
         if self.warmup_steps is not None and self.warmup_steps >= self.steps > 1:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be below steps ({self.steps}): lower warmup_steps "
-                             "or raise --steps")
+                             "or raise steps")
         return self
 
     @property
@@ -137,7 +137,7 @@ def build_fit_config(file: Path | None, overrides: dict[str, Any], flags: Mappin
     ``flags`` names the command-line flag of each override, so an invalid value's error says which
     flag to change, or that the key is in ``file``.
     """
-    data = read_yaml(file) if file else {}
+    data = from_file = read_yaml(file) if file else {}
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -151,5 +151,13 @@ def build_fit_config(file: Path | None, overrides: dict[str, Any], flags: Mappin
     if "seed" in data and "seed" not in data.get("qpa", {}):
         data = _deep_update(data, {"qpa": {"seed": data["seed"]}})
     given = {key: flag for key, flag in (flags or {}).items() if overrides.get(key) is not None}
-    return validated(FitConfig, data, "fit config",
-                     flag_fix(lambda field: given.get(field) or (f"{field} in {file}" if file else None)))
+    return validated(FitConfig, data, "fit config", flag_fix(given.get, file, lambda path: has_key(from_file, path)))
+
+
+def has_key(data: dict[str, Any], dotted: str) -> bool:
+    """Whether the nested mapping ``data`` holds the dotted key (``adapter.rank``)."""
+    for key in dotted.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True

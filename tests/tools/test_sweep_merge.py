@@ -46,11 +46,13 @@ def test_parts_join_into_one_report_that_compares_a_circuit_with_an_ablation_fro
     out = tmp_path / "merged"
     payload = sweep_merge.run(out, [first, second])
     assert [(row["variant"], row["source"]) for row in payload["rows"]] == [
-        ("lora-r1", "a.json"), ("qpa-lora-2048", "a.json"), ("classical-ablation-2048", "b.json")]
+        ("lora-r1", str(first)), ("qpa-lora-2048", str(first)), ("classical-ablation-2048", str(second))]
     (comparison,) = payload["versus_ablation"]  # the pair met only in the merge
     assert (comparison["circuit"], comparison["ablation"]) == ("qpa-lora-2048", "classical-ablation-2048")
     assert comparison["test"]["gaps"] == pytest.approx([-0.1, -0.1, 0.1])
-    assert payload["settings"]["merged_from"] == ["a.json", "b.json"]
+    assert payload["settings"]["merged_from"] == [str(first), str(second)]
+    again = sweep_merge.run(tmp_path / "again", [out / "sweep.json"])  # a merged report merged again keeps each row's part
+    assert [row["source"] for row in again["rows"]] == [str(first), str(first), str(second)]
     report = (out / "sweep.md").read_text()
     assert "Joined from 2 sweeps" in report and "| classical-ablation-2048 |" in report
     assert json.loads((out / "sweep.json").read_text()) == json.loads(json.dumps(payload))
@@ -72,10 +74,12 @@ def test_the_out_folders_own_report_can_be_one_of_the_parts_and_rows_can_be_kept
         (lambda p: p["settings"].update(lr_grid=[1e-3, 1e-2]), "lr_grid is"),
         (lambda p: p["settings"].update(device="cuda"), "device is 'cuda'"),
         (lambda p: p["base"].update(ood=25.0), "the base model's ood perplexity is 25.0000"),
-        (lambda p: p["rows"][0]["test"].__setitem__(0, 37.0), "lora-r1 at 100 steps differs from the row in a.json"),
+        (lambda p: p["rows"][0]["per_seed"]["ood"].__setitem__("2", 30.0), "lora-r1 at 100 steps differs from the row in"),
+        (lambda p: p["rows"][0].update(trainable=7), "lora-r1 at 100 steps differs"),
         (lambda p: p["rows"][0].update(chosen_lr=1e-2), "lora-r1 at 100 steps differs"),
         (lambda p: p["settings"].update(report_only=True), "an interim report"),
         (lambda p: p.update(suite="train"), "suite is 'train'"),
+        (lambda p: p.pop("settings"), "without its settings, base figures or rows"),
     ],
 )
 def test_a_part_of_another_protocol_or_disagreeing_figures_is_refused_in_one_line(tmp_path, change, message):
@@ -104,5 +108,11 @@ def test_unreadable_parts_and_empty_selections_are_refused(tmp_path):
     with pytest.raises(SystemExit, match="not a readable sweep report"):
         sweep_merge.run(tmp_path / "out", [tmp_path / "broken.json"])
     part = write_part(tmp_path / "a.json", [fake_row("lora-r1", [37.4, 37.6, 37.8])])
-    with pytest.raises(SystemExit, match="none of the parts has a row for vera"):
-        sweep_merge.run(tmp_path / "out", [part], ["vera"])
+    with pytest.raises(SystemExit, match="no part has a row for vera: run them first"):
+        sweep_merge.run(tmp_path / "out", [part], ["lora-r1", "vera"])
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(SystemExit, match="suite is 'list', not 'sweep'"):
+        sweep_merge.run(tmp_path / "out", [tmp_path / "list.json"])
+    with pytest.raises(SystemExit, match="--merge joins finished sweep reports and runs nothing"):
+        run.main(["sweep", "--merge", str(part), "--report-only"])
+    assert not (tmp_path / "out").exists()

@@ -5,7 +5,7 @@
     python tools/bench/run.py deploy                        # slow: exports the default model twice
     python tools/bench/run.py quality                       # long: 10 variants x 3 seeds x 100-step fits (hours)
     python tools/bench/run.py sweep --out tools/bench/results --jobs 2   # the fair sweep (days on 2 CPU cores, hours on a GPU)
-    python tools/bench/run.py sweep --out tools/bench/results --merge A/sweep.json B/sweep.json   # parts run apart, as one
+    python tools/bench/run.py sweep --out tools/bench/results --merge A.json B.json   # parts run apart, as one report
 
 Suites: generator (QPA circuit simulators), train (s/step and peak RSS of lora, qpa-lora, qtha),
 deploy (ONNX Runtime vs merged PyTorch vs unmerged PEFT), quality (perplexity vs trainable
@@ -74,7 +74,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                        help="sweep: tabulate the fits finished so far, start none (an interim report of a long sweep)")
     group.add_argument("--merge", type=Path, nargs="+", metavar="SWEEP_JSON",
                        help="sweep: fit nothing; join these reports of sweeps run apart under one protocol (refused if "
-                            "model, seeds, grid, texts, flags, device or base figures differ) into --out")
+                            "model, seeds, grid, texts, flags, device or base figures differ) into --out; the parts' "
+                            "own settings are reported, so the other sweep options do not apply")
     group = parser.add_argument_group("deploy (tools/bench_deploy.py)")
     group.add_argument("--new-tokens", type=int, default=48, help="greedy tokens generated per prompt")
     group.add_argument("--deploy-repeats", type=int, default=2, help="passes over the prompts per runner")
@@ -84,6 +85,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    if args.merge and (args.suites != ["sweep"] or args.report_only):
+        raise SystemExit("error: --merge joins finished sweep reports and runs nothing: use it as `run.py sweep --merge "
+                         "A.json B.json` alone, without other suites or --report-only")
     args.device = str(resolve_device(args.device))  # "auto" -> the device actually used, recorded in every suite
     for suite in args.suites:
         if suite == "generator":

@@ -38,8 +38,12 @@ def load(path: Path) -> dict[str, Any]:
         payload = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise MergeError(f"error: {path}: not a readable sweep report ({error}): pass the sweep.json a `run.py sweep` wrote")
-    if payload.get("suite") != "sweep":
-        raise MergeError(f"error: {path}: suite is {payload.get('suite')!r}, not 'sweep': pass the sweep.json a `run.py sweep` wrote")
+    if not isinstance(payload, dict) or payload.get("suite") != "sweep":
+        suite = payload.get("suite") if isinstance(payload, dict) else type(payload).__name__
+        raise MergeError(f"error: {path}: suite is {suite!r}, not 'sweep': pass the sweep.json a `run.py sweep` wrote")
+    if not all(isinstance(payload.get(key), kind) for key, kind in (("settings", dict), ("base", dict), ("rows", list))):
+        raise MergeError(f"error: {path}: a sweep report without its settings, base figures or rows: pass the sweep.json "
+                         "a `run.py sweep` wrote, unedited")
     if payload["settings"].get("report_only"):
         raise MergeError(f"error: {path}: an interim report (--report-only) has incomplete rows: merge the finished sweep's report")
     return payload
@@ -64,11 +68,14 @@ def check_protocol(first: tuple[Path, dict[str, Any]], other: tuple[Path, dict[s
 
 
 def same_row(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Two reports of one (variant, steps) agree: the same chosen rate, seeds and figures."""
-    if (a["chosen_lr"], a["seeds"]) != (b["chosen_lr"], b["seeds"]):
+    """Two reports of one (variant, steps) agree: the same chosen rate, seeds, size and every seed's figures
+    (what the ablation comparison reads), so keeping either changes nothing."""
+    if (a["chosen_lr"], a["seeds"], a.get("trainable")) != (b["chosen_lr"], b["seeds"], b.get("trainable")):
         return False
-    return all(same_figure(x, y) for text in TEXTS if text in a or text in b
-               for x, y in zip(a.get(text, [math.nan]), b.get(text, [math.nan])))
+    ours, theirs = a.get("per_seed", {}), b.get("per_seed", {})
+    if ours.keys() != theirs.keys() or any(ours[text].keys() != theirs[text].keys() for text in ours):
+        return False
+    return all(same_figure(ours[text][seed], theirs[text][seed]) for text in ours for seed in ours[text])
 
 
 def merge(parts: Sequence[tuple[Path, dict[str, Any]]], variants: Sequence[str] | None = None) -> dict[str, Any]:
@@ -84,18 +91,22 @@ def merge(parts: Sequence[tuple[Path, dict[str, Any]]], variants: Sequence[str] 
             if variants is not None and row["variant"] not in variants:
                 continue
             key = (row["variant"], row["steps"])
-            kept = rows.setdefault(key, {**row, "source": path.name})
+            kept = rows.setdefault(key, {**row, "source": row.get("source", str(path))})  # a merged part keeps its rows' origin
             if not same_row(kept, row):
                 raise MergeError(f"error: {path}: {row['variant']} at {row['steps']} steps differs from the row in "
-                                 f"{kept['source']}: merge one of the two (they are different fits)")
+                                 f"{kept['source']} (they are different fits): leave one part out, or keep the other "
+                                 "rows by name with --sweep-variants")
+    missing = [variant for variant in variants or [] if variant not in {variant for variant, _ in rows}]
+    if missing:
+        raise MergeError(f"error: no part has a row for {', '.join(missing)}: run them first, or drop them from --sweep-variants")
     if not rows:
-        raise MergeError(f"error: none of the parts has a row for {', '.join(variants or [])}: check --sweep-variants")
+        raise MergeError("error: the parts have no rows: pass sweep reports of finished sweeps")
     first = parts[0][1]
     steps = sorted({steps for _, steps in rows})
     return {
         "suite": "sweep",
-        "settings": {**first["settings"], "steps": steps, "jobs": None, "merged_from": [path.name for path, _ in parts]},
-        "environment": {path.name: payload["environment"] for path, payload in parts},
+        "settings": {**first["settings"], "steps": steps, "jobs": None, "merged_from": [str(path) for path, _ in parts]},
+        "environment": {str(path): payload["environment"] for path, payload in parts},
         "base": first["base"],
         "rows": list(rows.values()),
         "versus_ablation": versus_ablation(list(rows.values())),

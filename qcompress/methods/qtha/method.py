@@ -150,6 +150,7 @@ class QthaMethod(Method):
     # stayed at 39.44 (LoRA: 39.14); the zero-initialised TT_B core needs the larger steps to get going.
     default_lr = 3e-3
     config_cls = QthaConfig
+    options_fix = "fix it with --qtha-inner, --qtha-bond, --qtha-layers or --set KEY=VALUE, or under method_config: in the --config file"
 
     def attach(self, model: PreTrainedModel, config: RunConfig) -> QthaAdapted:
         return QthaAdapted(model, config)
